@@ -1,0 +1,58 @@
+"""The single verb table: `lmforge <verb> ...`; bad input exits 2 with one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lmforge import __version__
+from lmforge.errors import InputError
+
+VERBS = {
+    "prepare": ("lmforge.commands.prepare", "clean, filter, dedup and split raw text files"),
+    "tokenizer": ("lmforge.commands.tokenizer", "train a tokenizer (bpe, wordpiece, unigram, char, byte)"),
+    "tokenize": ("lmforge.commands.tokenize", "encode prepared text into token shards"),
+    "train": ("lmforge.commands.train", "train a model on token shards (torchrun for many processes)"),
+    "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte of a run"),
+    "generate": ("lmforge.commands.generate", "sample text from a run"),
+    "quickstart": ("lmforge.commands.quickstart", "the whole pipeline on an embedded corpus, CPU, minutes"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(prog="lmforge", description="Build, train and apply language models.")
+    parser.add_argument("--version", action="version", version=f"lmforge {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    modules = {}
+    for verb, (module_name, help_text) in VERBS.items():
+        module = importlib.import_module(module_name)
+        modules[verb] = module
+        verb_parser = sub.add_parser(verb, help=help_text, description=(module.__doc__ or help_text),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(verb_parser)
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.verb].run(args)
+    except InputError as error:
+        print(f"lmforge: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmforge: interrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
+        return 130
+    except Exception as error:
+        from lmforge.training.loop import TrainingDiverged
+
+        if isinstance(error, TrainingDiverged):
+            print(f"lmforge: error: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

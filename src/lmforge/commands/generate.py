@@ -1,0 +1,68 @@
+"""`lmforge generate`: sample text from a run (KV-cached), streaming to stdout.
+
+Example (CPU, seconds):
+    lmforge generate --run runs/tiny --prompt "It was" --max-new-tokens 200 --temperature 0.8 --top-p 0.95 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lmforge.config import add_config_args, build_config, values_from_args
+from lmforge.errors import InputError
+from lmforge.inference.generate import generate
+from lmforge.inference.loading import load_run
+from lmforge.inference.sampling import SamplingConfig
+from lmforge.training.distributed import pick_device
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", type=Path, required=True, help="run directory")
+    parser.add_argument("--prompt", default=None, help="prompt text (default: empty)")
+    parser.add_argument("--prompts-file", type=Path, help="one prompt per line; generates for each")
+    parser.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per prompt")
+    parser.add_argument("--stop", action="append", default=[], help="stop when this string appears (repeatable)")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--json", action="store_true", help="print results as one JSON object, no streaming")
+    add_config_args(parser, SamplingConfig)
+
+
+def _prompts(args) -> list[str]:
+    if args.prompts_file is None:
+        return [args.prompt or ""]
+    try:
+        lines = args.prompts_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{args.prompts_file}: cannot read prompts ({error}); pass a UTF-8 text file.") from None
+    return [line for line in lines if line.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    sampling = build_config(SamplingConfig, values_from_args(args, SamplingConfig), source="command line")
+    if args.max_new_tokens <= 0:
+        raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}.")
+    model, tokenizer, _ = load_run(args.run, pick_device(args.device))
+    results = []
+    for prompt in _prompts(args):
+        def stream(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        if not args.json:
+            stream(prompt)
+        ids = tokenizer.encode(prompt) if prompt else [tokenizer.eos_id]
+        out = generate(model, ids, max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed,
+                       eos_id=tokenizer.eos_id, decode=tokenizer.decode, stop_strings=args.stop,
+                       on_text=None if args.json else stream, use_cache=not args.no_cache)
+        if not args.json:
+            sys.stdout.write("\n")
+        results.append({"prompt": prompt, "text": out.text, "tokens": len(out.token_ids),
+                        "stop_reason": out.stop_reason})
+    if args.json:
+        print(json.dumps({"generations": results}))
+    return 0

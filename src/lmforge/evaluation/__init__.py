@@ -1,0 +1,1 @@
+"""Evaluation: metrics as pure functions; perplexity and bits-per-byte of language models."""

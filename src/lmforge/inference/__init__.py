@@ -1,0 +1,1 @@
+"""Inference: sampling, KV-cached generation, loading trained runs."""

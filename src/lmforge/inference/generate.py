@@ -1,0 +1,89 @@
+"""Autoregressive generation with a KV cache, stop strings and streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lmforge.inference.sampling import SamplingConfig, sample_next
+from lmforge.models.gpt import KVCache
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int]
+    stop_reason: str  # "eos", "stop_string" or "length"
+
+
+class _Stream:
+    """Decodes the growing token list and hands out only the new, complete text."""
+
+    def __init__(self, decode: Callable[[list[int]], str], stops: list[str], on_text: Callable[[str], None] | None):
+        self.decode, self.stops, self.on_text = decode, stops, on_text
+        self.emitted = ""
+
+    def push(self, ids: list[int]) -> bool:
+        """True when a stop string has appeared."""
+        text = self.decode(ids)
+        cut = min((text.find(s) for s in self.stops if s in text), default=-1)
+        if cut >= 0:
+            text = text[:cut]
+        # hold back a partial UTF-8 character and anything that may be the start of a stop string
+        safe = len(text) if cut >= 0 else len(text.rstrip("\ufffd"))
+        if cut < 0:
+            for stop in self.stops:
+                for k in range(min(len(stop) - 1, safe), 0, -1):
+                    if text[:safe].endswith(stop[:k]):
+                        safe -= k
+                        break
+        if safe > len(self.emitted) and self.on_text:
+            self.on_text(text[len(self.emitted):safe])
+        self.emitted = text[:max(safe, len(self.emitted))]
+        return cut >= 0
+
+    def finish(self, ids: list[int]) -> str:
+        text = self.decode(ids)
+        cut = min((text.find(s) for s in self.stops if s in text), default=-1)
+        text = text if cut < 0 else text[:cut]
+        if self.on_text and len(text) > len(self.emitted):
+            self.on_text(text[len(self.emitted):])
+        return text
+
+
+@torch.inference_mode()
+def generate(model: nn.Module, prompt_ids: list[int], *, max_new_tokens: int, sampling: SamplingConfig,
+             seed: int | None, eos_id: int | None, decode: Callable[[list[int]], str],
+             stop_strings: list[str] = (), on_text: Callable[[str], None] | None = None,
+             use_cache: bool = True) -> Generation:
+    """Generate up to `max_new_tokens` after `prompt_ids` (batch of one)."""
+    device = next(model.parameters()).device
+    max_len = model.config.max_seq_len
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    context = list(prompt_ids)[-(max_len - 1):] or [eos_id if eos_id is not None else 0]
+    cache = KVCache(model.config, 1, max_len, device=device, dtype=next(model.parameters()).dtype) \
+        if use_cache else None
+    pending = context                        # tokens the model has not seen yet
+    new_ids: list[int] = []
+    stream = _Stream(decode, list(stop_strings), on_text)
+    reason = "length"
+    for _ in range(max_new_tokens):
+        if cache is not None and cache.pos + len(pending) > max_len:   # full: re-prefill the recent half
+            cache.pos, pending = 0, context[-(max_len // 2):]
+        window = pending if cache is not None else context[-max_len:]
+        logits = model(torch.tensor([window], device=device), cache)[0, -1]          # (V,)
+        token = sample_next(logits.cpu(), torch.tensor(context), sampling, generator)
+        if token == eos_id:
+            reason = "eos"
+            break
+        context.append(token)
+        new_ids.append(token)
+        pending = [token]
+        if stream.push(new_ids):
+            reason = "stop_string"
+            break
+    return Generation(stream.finish(new_ids), new_ids, reason)

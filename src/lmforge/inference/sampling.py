@@ -1,0 +1,63 @@
+"""Turn next-token logits into a token: repetition penalty, temperature, top-k, top-p."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.8
+    """Softmax temperature; 0 means greedy decoding."""
+    top_k: int | None = None
+    """Sample only among the k most likely tokens."""
+    top_p: float | None = 0.95
+    """Nucleus sampling: the smallest set of tokens whose probability reaches p."""
+    repetition_penalty: float = 1.0
+    """> 1 discourages tokens already in the context (CTRL-style: logits divided/multiplied)."""
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k <= 0:
+            raise ValueError(f"--top-k must be positive, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"--repetition-penalty must be positive, got {self.repetition_penalty}")
+
+
+def apply_repetition_penalty(logits: Tensor, context: Tensor, penalty: float) -> Tensor:
+    """logits (V,), context (n,) token ids already present."""
+    if penalty == 1.0 or context.numel() == 0:
+        return logits
+    seen = logits[context]
+    logits = logits.clone()
+    logits[context] = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits
+
+
+def filter_top_k_top_p(logits: Tensor, top_k: int | None, top_p: float | None) -> Tensor:
+    """Set the logits of excluded tokens to -inf; the most likely token is always kept."""
+    if top_k is not None and top_k < logits.size(-1):
+        threshold = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p   # mass before this token already >= p
+        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_next(logits: Tensor, context: Tensor, config: SamplingConfig, generator: torch.Generator) -> int:
+    """One token id from logits (V,)."""
+    logits = apply_repetition_penalty(logits.float(), context, config.repetition_penalty)
+    if config.temperature == 0:
+        return int(logits.argmax())
+    logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
+    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))

@@ -1,0 +1,220 @@
+"""A Llama-compatible GPT decoder: RoPE, RMSNorm, SwiGLU, causal SDPA attention, KV cache."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 8192
+    """Tokens in the vocabulary; must match the tokenizer (taken from the shards when training)."""
+    max_seq_len: int = 256
+    """Longest context the model is trained for (tokens)."""
+    n_layers: int = 4
+    """Transformer blocks."""
+    n_heads: int = 4
+    """Attention heads; must divide d_model."""
+    n_kv_heads: int | None = None
+    """Key/value heads for grouped-query attention; None means n_heads (plain multi-head)."""
+    d_model: int = 128
+    """Width of the residual stream."""
+    d_ff: int | None = None
+    """Hidden width of the SwiGLU MLP; None means 8/3 * d_model rounded up to a multiple of 32."""
+    rope_theta: float = 10_000.0
+    """RoPE base frequency."""
+    norm_eps: float = 1e-5
+    """RMSNorm epsilon."""
+    tie_embeddings: bool = False
+    """Share the input embedding and output projection weights."""
+    dropout: float = 0.0
+    """Dropout on attention and MLP outputs (0 for pretraining)."""
+    init_std: float = 0.02
+    """Standard deviation of the normal initialisation of every weight matrix."""
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.d_ff is None:
+            self.d_ff = 32 * math.ceil(8 * self.d_model / 3 / 32)
+        checks = [
+            (self.vocab_size > 0, f"--vocab-size must be positive, got {self.vocab_size}"),
+            (self.max_seq_len > 0, f"--max-seq-len must be positive, got {self.max_seq_len}"),
+            (self.n_layers > 0, f"--n-layers must be positive, got {self.n_layers}"),
+            (self.n_heads > 0 and self.d_model % self.n_heads == 0,
+             f"--n-heads {self.n_heads} must divide --d-model {self.d_model}"),
+            (self.n_kv_heads > 0 and self.n_heads % self.n_kv_heads == 0,
+             f"--n-kv-heads {self.n_kv_heads} must divide --n-heads {self.n_heads}"),
+            ((self.d_model // max(self.n_heads, 1)) % 2 == 0, "head size d_model / n_heads must be even for RoPE"),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layers=4, n_heads=4, d_model=128, max_seq_len=256),
+    "small": dict(n_layers=6, n_heads=6, d_model=384, max_seq_len=512),
+    "gpt2-124m": dict(n_layers=12, n_heads=12, d_model=768, max_seq_len=1024, d_ff=2048),
+    "medium": dict(n_layers=24, n_heads=16, d_model=1024, max_seq_len=1024),
+    "llama-1b": dict(n_layers=16, n_heads=32, n_kv_heads=8, d_model=2048, d_ff=8192, max_seq_len=2048,
+                     rope_theta=500_000.0, tie_embeddings=True),
+}
+
+
+class KVCache:
+    """Keys and values of past positions, preallocated for `max_len` tokens, one slot per layer."""
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=None):
+        shape = (config.n_layers, batch_size, config.n_kv_heads, max_len, config.head_dim)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.pos = 0  # tokens already stored
+        self.max_len = max_len
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store (B, H_kv, T, hd) new keys/values at the current position; return all so far."""
+        end = self.pos + k.size(2)
+        self.keys[layer, :, :, self.pos:end] = k
+        self.values[layer, :, :, self.pos:end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for rotary position embeddings (rotate-half layout, as in Llama/HF)."""
+
+    def __init__(self, head_dim: int, max_seq_len: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)  # (T, hd/2)
+        angles = torch.cat([angles, angles], dim=-1)                                    # (T, hd)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: Tensor, start: int) -> Tensor:
+        """Rotate (B, H, T, hd) queries or keys that sit at positions start .. start+T-1."""
+        T = x.size(2)
+        cos, sin = self.cos[start:start + T].to(x.dtype), self.sin[start:start + T].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        rotated = torch.cat([-x2, x1], dim=-1)
+        return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
+        self.qkv = nn.Linear(config.d_model, (config.n_heads + 2 * config.n_kv_heads) * config.head_dim,
+                             bias=False)
+        self.out = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.dropout = config.dropout
+
+    def forward(self, x: Tensor, rope: RotaryEmbedding, layer: int, cache: KVCache | None) -> Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).split(
+            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim],
+            dim=-1)
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, hd)
+        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
+        start = cache.pos if cache is not None else 0
+        q, k = rope(q, start), rope(k, start)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)                              # (B, H_kv, start+T, hd)
+        mask, causal = None, start == 0 and T > 1
+        if start > 0 and T > 1:  # a chunk after a cached prefix: query i sees keys <= start + i
+            mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                           dropout_p=self.dropout if self.training else 0.0,
+                                           enable_gqa=self.n_kv_heads != self.n_heads)  # (B, H, T, hd)
+        return self.out(y.transpose(1, 2).reshape(B, T, -1))              # (B, T, d_model)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=False)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)   # (B, T, d_ff) each
+        return self.down(F.silu(gate) * up)           # (B, T, d_model)
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attn = Attention(config)
+        self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp = SwiGLU(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, rope: RotaryEmbedding, layer: int, cache: KVCache | None) -> Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), rope, layer, cache))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self.rope = RotaryEmbedding(config.head_dim, config.max_seq_len, config.rope_theta)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal(0, init_std) weights; residual output projections scaled by 1/sqrt(2 * n_layers)."""
+        std = self.config.init_std
+        for name, param in self.named_parameters():
+            if param.dim() < 2:
+                continue
+            scale = 1 / math.sqrt(2 * self.config.n_layers) if name.endswith(("attn.out.weight", "down.weight")) else 1
+            nn.init.normal_(param, mean=0.0, std=std * scale)
+
+    def forward(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
+        T = tokens.size(1)
+        start = cache.pos if cache is not None else 0
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        x = self.embed(tokens)                          # (B, T, d_model)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, self.rope, layer, cache)
+        if cache is not None:
+            cache.pos += T
+        return self.lm_head(self.norm(x))               # (B, T, vocab_size)
+
+    def num_params(self, embeddings: bool = True) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        return total if embeddings else total - self.embed.weight.numel()
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token (forward + backward): 6 * matmul params + attention (PaLM appendix B)."""
+        c = self.config
+        seq_len = seq_len or c.max_seq_len
+        return 6 * self.num_params(embeddings=False) + 12 * c.n_layers * c.d_model * seq_len

@@ -1,0 +1,1 @@
+"""Tokenizers: train and load Hugging Face tokenizers (BPE, WordPiece, Unigram, char, byte); no torch."""

@@ -1,0 +1,114 @@
+"""Load a tokenizer.json and encode/decode fast: tiktoken for byte-level BPE, numpy for char/byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer as HFTokenizer
+
+from lmforge.errors import InputError
+from lmforge.tokenization.byte_level import token_to_bytes
+from lmforge.tokenization.training import BOS, EOS, PAD, SPLIT_PATTERN, UNK
+
+FILENAME = "tokenizer.json"
+
+
+def _kind_of(spec: dict) -> str:
+    model = spec["model"]["type"]
+    if model == "BPE":
+        return "bpe" if spec["model"].get("merges") else "byte"
+    return {"WordPiece": "wordpiece", "Unigram": "unigram", "WordLevel": "char"}.get(model, model.lower())
+
+
+class Tokenizer:
+    """A trained tokenizer: `encode_batch` for corpora, `decode` for generation, byte lengths for eval."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        file = path / FILENAME if path.is_dir() else path
+        if not file.exists():
+            raise InputError(f"{file}: tokenizer not found; train one with `lmforge tokenizer train`.")
+        raw = file.read_bytes()
+        try:
+            self.spec = json.loads(raw)
+            self.hf = HFTokenizer.from_str(raw.decode("utf-8"))
+        except Exception as error:  # tokenizers raises a bare Exception for bad files
+            raise InputError(f"{file}: not a valid tokenizer.json ({error}); retrain it.") from None
+        self.path = file
+        self.name = file.parent.name
+        self.sha256 = hashlib.sha256(raw).hexdigest()
+        self.kind = _kind_of(self.spec)
+        self.vocab_size = self.hf.get_vocab_size()
+        self.bos_id, self.eos_id, self.pad_id = (self.hf.token_to_id(t) for t in (BOS, EOS, PAD))
+        self.unk_id = self.hf.token_to_id(UNK)
+
+    # --- fast encoders -------------------------------------------------------------------------
+    @cached_property
+    def _tiktoken(self):
+        """tiktoken built from our merges: same ids as `tokenizers`, several times faster."""
+        import tiktoken
+
+        vocab = self.spec["model"]["vocab"]
+        specials = {t["content"]: t["id"] for t in self.spec["added_tokens"]}
+        ranks = {token_to_bytes(token): rank for token, rank in vocab.items() if token not in specials}
+        return tiktoken.Encoding(name=f"lmforge-{self.name}", pat_str=SPLIT_PATTERN,
+                                 mergeable_ranks=ranks, special_tokens=specials)
+
+    @cached_property
+    def _char_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted code points and their ids, for a vectorised lookup."""
+        vocab = {t: i for t, i in self.hf.get_vocab().items() if len(t) == 1}
+        points = np.array(sorted(ord(c) for c in vocab), dtype=np.int64)
+        ids = np.array([vocab[chr(p)] for p in points], dtype=np.int64)
+        return points, ids
+
+    def _encode_chars(self, text: str) -> list[int]:
+        import unicodedata
+
+        points = np.frombuffer(unicodedata.normalize("NFC", text).encode("utf-32-le"), dtype=np.uint32)
+        table, ids = self._char_table
+        where = np.clip(np.searchsorted(table, points), 0, len(table) - 1)
+        found = table[where] == points
+        return np.where(found, ids[where], self.unk_id).tolist()
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens."""
+        if self.kind == "bpe":
+            return self._tiktoken.encode_ordinary_batch(texts, num_threads=2)
+        if self.kind == "byte":
+            return [(np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64) + 3).tolist()
+                    for t in texts]
+        if self.kind == "char":
+            return [self._encode_chars(t) for t in texts]
+        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_batch([text])[0]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=True)
+
+    # --- for bits-per-byte ---------------------------------------------------------------------
+    def token_byte_lengths(self) -> np.ndarray | None:
+        """UTF-8 bytes each token stands for (0 for special tokens), or None when not exact
+        (WordPiece drops whitespace, so its byte count comes from the corpus ratio instead)."""
+        if self.kind == "wordpiece":
+            return None
+        lengths = np.zeros(self.vocab_size, dtype=np.int64)
+        specials = {t["id"] for t in self.spec["added_tokens"]}
+        for token, index in self.hf.get_vocab().items():
+            if index in specials:
+                continue
+            if self.kind in ("bpe", "byte"):
+                lengths[index] = len(token_to_bytes(token))
+            else:  # unigram's '▁' stands for one space; char tokens are themselves
+                lengths[index] = len(token.replace("\u2581", " ").encode("utf-8"))
+        return lengths
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    return Tokenizer(path)

@@ -1,0 +1,78 @@
+"""Optimizers (AdamW with decay/no-decay groups; optional Muon for hidden matrices) and LR schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class Optimizers:
+    """One or two torch optimizers driven as one: step, zero_grad, LR factor, state dict."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group.setdefault("base_lr", group["lr"])
+
+    def set_lr_factor(self, factor: float) -> None:
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict:
+        return {str(i): opt.state_dict() for i, opt in enumerate(self.optimizers)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, opt in enumerate(self.optimizers):
+            opt.load_state_dict(state[str(i)])
+
+
+def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: float, betas: tuple[float, float],
+                     muon_lr: float, device: torch.device) -> Optimizers:
+    """Matrices decay, vectors (norm gains) do not. With Muon, the blocks' hidden matrices use Muon
+    and embeddings, the output head and vectors use AdamW (as in the Muon paper)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    fused = device.type == "cuda"
+    if name == "muon":
+        hidden = [p for n, p in params if p.dim() == 2 and n.startswith("blocks.")]
+        hidden_ids = {id(p) for p in hidden}
+        rest = [(n, p) for n, p in params if id(p) not in hidden_ids]
+        adamw = _adamw(rest, lr, weight_decay, betas, fused)
+        muon = torch.optim.Muon(hidden, lr=muon_lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
+        return Optimizers([adamw, muon])
+    return Optimizers([_adamw(params, lr, weight_decay, betas, fused)])
+
+
+def _adamw(params, lr, weight_decay, betas, fused) -> torch.optim.AdamW:
+    decay = [p for _, p in params if p.dim() >= 2]
+    no_decay = [p for _, p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused or None)
+
+
+def lr_factor(progress: float, step: int, *, warmup_steps: int, schedule: str, min_lr_ratio: float,
+              decay_fraction: float) -> float:
+    """Multiplier of the peak LR: linear warmup over `warmup_steps`, then by `progress` in [0, 1]:
+    cosine to min_lr_ratio, warmup-stable-decay (linear decay over the last decay_fraction), or constant."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "cosine":
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "wsd":
+        decay_start = 1 - decay_fraction
+        if progress <= decay_start:
+            return 1.0
+        return 1 - (1 - min_lr_ratio) * (progress - decay_start) / max(decay_fraction, 1e-9)
+    return 1.0
