@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -10,6 +11,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from lmforge.errors import InputError
 from lmforge.tokenization.byte_level import bytes_to_unicode
 
+# tokenizers' progress bars print stray newlines to stdout when it is not a terminal
+_SHOW_PROGRESS = sys.stderr.isatty() and sys.stdout.isatty()
 BOS, EOS, PAD, UNK = "<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>"
 KINDS = ("bpe", "byte", "wordpiece", "unigram", "char")
 # The GPT-4 (cl100k) split: words with a leading non-letter, numbers of 1-3 digits, punctuation
@@ -37,7 +40,7 @@ def _byte_level(model) -> Tokenizer:
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tokenizer = _byte_level(models.BPE())
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens("bpe"),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=True)
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=_SHOW_PROGRESS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
 
@@ -59,7 +62,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special_tokens("wordpiece"),
-                                        show_progress=True)
+                                        show_progress=_SHOW_PROGRESS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
 
@@ -70,7 +73,7 @@ def train_unigram(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=special_tokens("unigram"),
-                                      unk_token=UNK, show_progress=True)
+                                      unk_token=UNK, show_progress=_SHOW_PROGRESS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
 
@@ -112,7 +115,9 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, source: st
     if seen[0] == 0:
         raise InputError(f"{source}: no training documents; run `lmforge prepare` on a non-empty corpus.")
     got = tokenizer.get_vocab_size()
-    if kind != "char" and got < vocab_size:
+    # the Unigram trainer prunes to about (not exactly) the requested size
+    enough = 0.75 * vocab_size if kind == "unigram" else vocab_size
+    if kind != "char" and got < enough:
         raise InputError(f"{source}: the corpus supports only {got} {kind} tokens, fewer than --vocab-size "
                          f"{vocab_size}; pass --vocab-size {got} or less, or add more text.")
     return tokenizer

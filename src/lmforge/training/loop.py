@@ -204,66 +204,67 @@ def train(setup: TrainSetup) -> dict:
     def out_of_time() -> bool:
         return distributed.broadcast_flag(time_budget is not None and train_time >= time_budget, info)
 
-    while step < config.max_steps and not out_of_time():
-        started = time.perf_counter()
-        progress = step / config.max_steps
-        if time_budget:
-            progress = max(progress, train_time / time_budget)
-        optimizers.set_lr_factor(lr_factor(progress, step, warmup_steps=config.warmup_steps,
-                                           schedule=config.schedule, min_lr_ratio=config.min_lr_ratio,
-                                           decay_fraction=config.decay_fraction))
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(config.grad_accum):
-            tokens, targets = (t.to(device, non_blocking=True) for t in sampler.micro_batch(step, micro))
-            with distributed.no_sync(model, enabled=micro < config.grad_accum - 1), \
-                    torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                loss = objective(model, tokens, targets) / config.grad_accum
-            loss.backward()
-            loss_sum += loss.detach()
-        loss_value = distributed.all_reduce_mean(loss_sum, info).item()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip).item()
-                     if config.grad_clip > 0 else 0.0)
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+    try:
+        while step < config.max_steps and not out_of_time():
+            started = time.perf_counter()
+            progress = step / config.max_steps
+            if time_budget:
+                progress = max(progress, train_time / time_budget)
+            optimizers.set_lr_factor(lr_factor(progress, step, warmup_steps=config.warmup_steps,
+                                               schedule=config.schedule, min_lr_ratio=config.min_lr_ratio,
+                                               decay_fraction=config.decay_fraction))
+            loss_sum = torch.zeros((), device=device)
+            for micro in range(config.grad_accum):
+                tokens, targets = (t.to(device, non_blocking=True) for t in sampler.micro_batch(step, micro))
+                with distributed.no_sync(model, enabled=micro < config.grad_accum - 1), \
+                        torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    loss = objective(model, tokens, targets) / config.grad_accum
+                loss.backward()
+                loss_sum += loss.detach()
+            loss_value = distributed.all_reduce_mean(loss_sum, info).item()
+            grad_norm = (torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip).item()
+                         if config.grad_clip > 0 else 0.0)
+            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+                optimizers.zero_grad()
+                nan_streak += 1
+                if info.is_main:
+                    tqdm.write(f"lmforge: warning: step {step}: non-finite loss/gradient ({loss_value}); "
+                               f"step skipped ({nan_streak}/{config.max_nan_skips})", file=sys.stderr)
+                if nan_streak >= config.max_nan_skips:
+                    last = latest_checkpoint(setup.run_dir / "checkpoints")
+                    raise TrainingDiverged(f"training diverged: {nan_streak} consecutive non-finite steps at step "
+                                           f"{step}; last good checkpoint: {last or 'none'}. Lower --lr "
+                                           "or raise --warmup-steps, then --resume.")
+                step += 1  # the batch of a skipped step is skipped too, so a resume replays the same data
+                continue
+            optimizers.step()
             optimizers.zero_grad()
-            nan_streak += 1
-            if info.is_main:
-                tqdm.write(f"lmforge: warning: step {step}: non-finite loss/gradient ({loss_value}); "
-                           f"step skipped ({nan_streak}/{config.max_nan_skips})", file=sys.stderr)
-            if nan_streak >= config.max_nan_skips:
-                bar.close()
-                last = latest_checkpoint(setup.run_dir / "checkpoints")
-                raise TrainingDiverged(f"training diverged: {nan_streak} consecutive non-finite steps at step "
-                                       f"{step}; last good checkpoint: {last or 'none'}. Lower --lr "
-                                       "or raise --warmup-steps, then --resume.")
-            step += 1  # the batch of a skipped step is skipped too, so a resume replays the same data
-            continue
-        optimizers.step()
-        optimizers.zero_grad()
-        nan_streak, last_loss = 0, loss_value
-        step += 1
-        elapsed = time.perf_counter() - started
-        train_time += elapsed
-        session_time += elapsed
-        rate = tokens_per_step / elapsed
-        mfu = flops_per_step / elapsed / peak if peak else None
-        bar.update(1)
-        postfix = {"loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}", "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
-        if time_budget:
-            postfix["time_left"] = f"{max(time_budget - train_time, 0):.0f}s"
-        bar.set_postfix(postfix, refresh=False)
-        if metrics and (step % config.log_every == 0 or step == 1):
-            metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],
-                           "grad_norm": grad_norm, "tokens": step * tokens_per_step,
-                           "tokens_per_s": rate, "mfu": mfu, "train_time": train_time})
-        finished = step >= config.max_steps or out_of_time()
-        if step % config.eval_every == 0 or finished:
-            val_loss = _evaluate(setup, raw_model, seq_len, info, device, autocast_dtype)
-            if metrics and val_loss is not None:
-                metrics.write({"step": step, "val_loss": val_loss})
-                metrics.plot()
-        if step % config.checkpoint_every == 0 or finished:
-            checkpoint()
-    bar.close()
+            nan_streak, last_loss = 0, loss_value
+            step += 1
+            elapsed = time.perf_counter() - started
+            train_time += elapsed
+            session_time += elapsed
+            rate = tokens_per_step / elapsed
+            mfu = flops_per_step / elapsed / peak if peak else None
+            bar.update(1)
+            postfix = {"loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}", "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
+            if time_budget:
+                postfix["time_left"] = f"{max(time_budget - train_time, 0):.0f}s"
+            bar.set_postfix(postfix, refresh=False)
+            if metrics and (step % config.log_every == 0 or step == 1):
+                metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],
+                               "grad_norm": grad_norm, "tokens": step * tokens_per_step,
+                               "tokens_per_s": rate, "mfu": mfu, "train_time": train_time})
+            finished = step >= config.max_steps or out_of_time()
+            if step % config.eval_every == 0 or finished:
+                val_loss = _evaluate(setup, raw_model, seq_len, info, device, autocast_dtype)
+                if metrics and val_loss is not None:
+                    metrics.write({"step": step, "val_loss": val_loss})
+                    metrics.plot()
+            if step % config.checkpoint_every == 0 or finished:
+                checkpoint()
+    finally:
+        bar.close()
     if not (setup.run_dir / "model.safetensors").exists():
         checkpoint()
     distributed.shutdown(info)

@@ -1,0 +1,86 @@
+"""Shared fixtures: a small, varied corpus written by the test itself, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lmforge.cli import main
+
+WORDS = ("the a one every river mountain quiet engine language model reader writer token stream small large "
+         "old new red green blue runs reads writes learns sleeps sings quickly slowly under over near far "
+         "and but or because while after before city garden winter summer light shadow number letter").split()
+
+
+def make_sentences(rng: random.Random, n: int) -> str:
+    sentences = []
+    for _ in range(n):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 12))]
+        sentences.append(" ".join(words).capitalize() + rng.choice(".!?"))
+    return " ".join(sentences)
+
+
+def write_corpus(folder: Path, docs: int = 120, seed: int = 0) -> Path:
+    """A folder with a .txt file, a .md file and a .jsonl file of generated English-like prose."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "a.txt").write_text("\n\n".join(make_sentences(rng, 5) for _ in range(docs // 4)), encoding="utf-8")
+    (folder / "b.md").write_text("# Title\n\n" + make_sentences(rng, 30) + "\n\nCafé naïve — ünïcode ✓ 12345\n",
+                                 encoding="utf-8")
+    with open(folder / "c.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(docs):
+            handle.write(json.dumps({"id": f"c{i}", "text": make_sentences(rng, rng.randint(2, 8))}) + "\n")
+    return folder
+
+
+@dataclass
+class CLIResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys):
+    def run(*args) -> CLIResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CLIResult(code, captured.out, captured.err)
+    return run
+
+
+def assert_input_error(result: CLIResult, *needles: str) -> None:
+    """Exit 2, one error line, no traceback, naming what is wrong."""
+    assert result.code == 2, result
+    errors = [line for line in result.err.splitlines() if line.startswith("lmforge: error:")]
+    assert len(errors) == 1, result.err
+    assert "Traceback" not in result.err
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+
+
+TINY_MODEL = ["--n-layers", "2", "--d-model", "32", "--n-heads", "2", "--max-seq-len", "32"]
+TINY_TRAIN = ["--batch-size", "4", "--warmup-steps", "5", "--eval-every", "10", "--eval-windows", "4",
+              "--log-every", "1", "--threads", "1"]
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> dict:
+    """corpus -> prepare -> bpe tokenizer (vocab 320) -> token shards, once per session."""
+    root = tmp_path_factory.mktemp("pipeline")
+    corpus = write_corpus(root / "corpus")
+    assert main(["prepare", str(corpus), "--out", str(root / "data"), "--val-fraction", "0.1",
+                 "--min-chars", "10"]) == 0
+    assert main(["tokenizer", "train", str(root / "data"), "--kind", "bpe", "--vocab-size", "320",
+                 "--out", str(root / "tok")]) == 0
+    assert main(["tokenize", str(root / "data"), "--tokenizer", str(root / "tok")]) == 0
+    return {"root": root, "corpus": corpus, "data": root / "data", "tokenizer": root / "tok",
+            "shards": root / "data" / "tokens" / "tok"}

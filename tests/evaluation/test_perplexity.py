@@ -1,0 +1,56 @@
+"""Perplexity and bits-per-byte against hand-worked values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lmforge.evaluation.perplexity import NLLSums, nll_sums, unigram_bits_per_byte
+
+
+class Uniform(nn.Module):
+    """Every token equally likely: loss must be exactly ln(V)."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, tokens):
+        return torch.zeros(*tokens.shape, self.vocab_size)
+
+
+def test_uniform_model_hand_worked():
+    tokens = np.arange(41) % 7
+    starts = np.array([0, 10, 20, 30])
+    token_bytes = np.array([0, 1, 2, 3, 1, 1, 1])
+    sums = nll_sums(Uniform(7), tokens, starts, 10, 3, torch.device("cpu"), token_bytes, 0.0)
+    targets = np.concatenate([tokens[s + 1:s + 11] for s in starts])
+    assert sums.tokens == 40
+    assert sums.nll == pytest.approx(40 * math.log(7), rel=1e-6)
+    assert sums.bytes == token_bytes[targets].sum()
+    report = sums.report()
+    assert report["perplexity"] == pytest.approx(7.0)
+    assert report["bits_per_byte"] == pytest.approx(40 * math.log2(7) / token_bytes[targets].sum())
+
+
+def test_ratio_bytes_when_no_table():
+    sums = nll_sums(Uniform(4), np.zeros(21, dtype=np.int64), np.array([0, 10]), 10, 8, torch.device("cpu"),
+                    None, 2.5)
+    assert sums.bytes == pytest.approx(50.0)
+
+
+def test_sums_add():
+    total = NLLSums(1.0, 2, 3.0) + NLLSums(2.0, 3, 4.0)
+    assert (total.nll, total.tokens, total.bytes) == (3.0, 5, 7.0)
+
+
+def test_unigram_baseline_hand_worked():
+    train = np.array([0, 0, 0, 1])       # add-one: p(0) = 4/6, p(1) = 2/6
+    val = np.array([0, 1])
+    result = unigram_bits_per_byte(train, val, 2, val_bytes=2.0)
+    expected_nll = -(math.log(4 / 6) + math.log(2 / 6))
+    assert result["val_loss"] == pytest.approx(expected_nll / 2)
+    assert result["bits_per_byte"] == pytest.approx(expected_nll / math.log(2) / 2)

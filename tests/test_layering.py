@@ -1,0 +1,62 @@
+"""The import rules of ARCHITECTURE.md, checked on the source tree."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lmforge"
+
+# package -> imports it must never make
+FORBIDDEN = {
+    "data": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",
+             "lmforge.serving", "lmforge.tokenization"],
+    "tokenization": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",
+                     "lmforge.serving"],
+    "models": ["lmforge.training", "lmforge.inference", "lmforge.serving", "lmforge.commands", "lmforge.data",
+               "lmforge.runs", "lmforge.config", "torch.distributed"],
+    "evaluation": ["lmforge.training", "lmforge.inference", "lmforge.serving", "lmforge.commands"],
+    "inference": ["lmforge.training", "lmforge.serving", "lmforge.commands"],
+    "training": ["lmforge.inference", "lmforge.serving", "lmforge.commands"],
+    "serving": ["lmforge.training", "lmforge.commands"],
+}
+# torch.distributed is imported by training/distributed.py alone
+DISTRIBUTED_OWNER = PACKAGE / "training" / "distributed.py"
+
+
+def imports_of(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violates(name: str, rule: str) -> bool:
+    return name == rule or name.startswith(rule + ".")
+
+
+def test_packages_respect_the_dependency_direction():
+    problems = []
+    for package, rules in FORBIDDEN.items():
+        for path in (PACKAGE / package).rglob("*.py"):
+            for name in imports_of(path):
+                problems += [f"{path.relative_to(PACKAGE)} imports {name}" for rule in rules if violates(name, rule)]
+    assert not problems, problems
+
+
+def test_only_training_distributed_imports_torch_distributed():
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if p != DISTRIBUTED_OWNER and any(violates(n, "torch.distributed") for n in imports_of(p))]
+    assert not offenders
+
+
+def test_the_rules_catch_a_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\nfrom lmforge.training.loop import train\n")
+    assert {"torch", "lmforge.training.loop"} <= imports_of(bad)
+    assert violates("lmforge.training.loop", "lmforge.training")
+
+
+def test_no_utils_module():
+    assert not list(PACKAGE.rglob("utils.py"))

@@ -1,0 +1,103 @@
+"""Tokenizers of every kind; the tiktoken fast path against Hugging Face tokenizers (reference)."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from conftest import assert_input_error, make_sentences
+
+from lmforge.errors import InputError
+from lmforge.tokenization.tokenizer import Tokenizer
+from lmforge.tokenization.training import KINDS, train_tokenizer
+
+TRICKY = ["Hello, world!  Double  spaces\tand\ttabs\n\n\nnewlines",
+          "Numbers 1234567 and 3.14159, dates 2026-11-29; emoji 🙂🚀 and CJK 漢字かな",
+          "Café naïve façade — “quotes” ‘single’ don't won't I'll we've",
+          "   leading spaces", "trailing spaces   ", "", "a", "\n", "x" * 500,
+          "def f(x):\n    return {'a': [1, 2]}  # code\n"]
+
+
+VOCAB = {"bpe": 400, "byte": 259, "wordpiece": 400, "unigram": 250, "char": 400}
+
+
+def corpus(n=300, seed=0):
+    rng = random.Random(seed)
+    return [make_sentences(rng, 6) for _ in range(n)] + TRICKY * 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tokenizers")
+    loaded = {}
+    for kind in KINDS:
+        tokenizer = train_tokenizer(kind, iter(corpus()), VOCAB[kind], "test corpus")
+        (root / kind).mkdir()
+        tokenizer.save(str(root / kind / "tokenizer.json"))
+        loaded[kind] = Tokenizer(root / kind)
+    return loaded
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_encoder_matches_hugging_face_and_round_trips(trained, kind):
+    tokenizer = trained[kind]
+    assert tokenizer.kind == kind
+    texts = corpus(50, seed=1) + TRICKY
+    fast = tokenizer.encode_batch(texts)
+    reference = [e.ids for e in tokenizer.hf.encode_batch(texts, add_special_tokens=False)]
+    assert fast == reference
+    if kind in ("bpe", "byte"):  # byte-level kinds reproduce any text exactly
+        assert [tokenizer.decode(ids) for ids in fast] == texts
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_special_tokens_and_byte_lengths(trained, kind):
+    tokenizer = trained[kind]
+    assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id) == (0, 1, 2)
+    lengths = tokenizer.token_byte_lengths()
+    if kind == "wordpiece":
+        assert lengths is None
+        return
+    assert lengths[:3].tolist() == [0, 0, 0]
+    text = "The quiet river runs near the old city."
+    if kind != "unigram":  # unigram adds a leading '▁' (one space) to the first word
+        assert lengths[tokenizer.encode(text)].sum() == len(text.encode())
+
+
+def test_bpe_vocab_size_and_bpe_beats_bytes(trained):
+    assert trained["bpe"].vocab_size == 400
+    text = " ".join(corpus(20, seed=3))
+    assert len(trained["bpe"].encode(text)) < 0.5 * len(trained["byte"].encode(text))
+
+
+def test_vocab_larger_than_the_corpus_supports():
+    with pytest.raises(InputError, match=r"supports only \d+ bpe tokens.*--vocab-size"):
+        train_tokenizer("bpe", iter(["tiny corpus", "of few words"]), 5000, "corpus")
+    with pytest.raises(InputError, match="too small"):
+        train_tokenizer("bpe", iter(["x"]), 100, "corpus")
+    with pytest.raises(InputError, match="unknown tokenizer kind"):
+        train_tokenizer("sentencepiece", iter(["x"]), 100, "corpus")
+
+
+def test_tokenize_stage_writes_eos_separated_shards(prepared):
+    meta = json.loads((prepared["shards"] / "meta.json").read_text())
+    assert meta["format"] == "lmforge.shards" and meta["dtype"] == "uint16" and meta["vocab_size"] == 320
+    tokenizer = Tokenizer(prepared["shards"])
+    assert tokenizer.sha256 == meta["tokenizer_sha256"]
+    train = np.fromfile(prepared["shards"] / "train.bin", dtype=np.uint16)
+    assert len(train) == meta["splits"]["train"]["tokens"]
+    assert (train == tokenizer.eos_id).sum() == meta["splits"]["train"]["documents"]
+    assert train[-1] == tokenizer.eos_id
+    first_doc = train[: int(np.argmax(train == tokenizer.eos_id))]
+    assert len(tokenizer.decode(first_doc.tolist())) > 10
+
+
+def test_tokenizer_cli_errors(prepared, cli, tmp_path):
+    result = cli("tokenizer", "train", prepared["data"], "--kind", "bpe", "--vocab-size", "100000",
+                 "--out", tmp_path / "t")
+    assert_input_error(result, "supports only", "--vocab-size")
+    assert_input_error(cli("tokenizer", "train", tmp_path / "none", "--out", tmp_path / "t"), "no such directory")
+    assert_input_error(cli("tokenize", prepared["data"], "--tokenizer", tmp_path / "none"), "tokenizer not found")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "tokenizer.json").write_text("{not json")
+    assert_input_error(cli("tokenize", prepared["data"], "--tokenizer", tmp_path / "broken"), "not a valid")

@@ -1,0 +1,173 @@
+"""The training loop: learning, exact resume after SIGKILL, DDP equivalence, NaN handling, bad input."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_MODEL, TINY_TRAIN, assert_input_error
+from safetensors.torch import load_file
+
+from lmforge.training import checkpoint as checkpoint_module
+from lmforge.training import loop as loop_module
+from lmforge.training.optim import lr_factor
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def losses(run: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def train_args(prepared, out, *extra):
+    return ["train", "--data", prepared["shards"], "--out", out, *TINY_MODEL, *TINY_TRAIN, *extra]
+
+
+def test_training_learns_and_writes_the_run_dir(prepared, cli, tmp_path):
+    result = cli(*train_args(prepared, tmp_path / "run", "--max-steps", "40", "--lr", "0.01", "--json"))
+    assert result.code == 0, result.err
+    summary = result.json()
+    curve = losses(tmp_path / "run")
+    assert curve[40] < curve[1] - 1.0
+    assert summary["steps"] == 40 and summary["val_loss"] < curve[1]
+    for name in ("config.toml", "tokenizer.json", "model.safetensors", "metrics.jsonl", "loss.png"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert (tmp_path / "run" / "checkpoints" / "step_00000040" / "optim.pt").exists()
+    # starting again into the same directory must not clobber the run
+    assert_input_error(cli(*train_args(prepared, tmp_path / "run")), "already holds a run", "--resume")
+
+
+def run_cli_subprocess(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "lmforge", *map(str, args)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_with_identical_weights(prepared, tmp_path):
+    common = ["--max-steps", "30", "--checkpoint-every", "5", "--seed", "7", "--keep-checkpoints", "10"]
+    straight = run_cli_subprocess(train_args(prepared, tmp_path / "straight", *common))
+    assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()
+
+    killed = run_cli_subprocess(train_args(prepared, tmp_path / "killed", *common))
+    deadline = time.time() + 120
+    while not (tmp_path / "killed" / "checkpoints" / "step_00000010").exists():
+        assert time.time() < deadline and killed.poll() is None, "no checkpoint appeared"
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    done = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("step_*"))
+    assert "step_00000030" not in done
+    resumed = run_cli_subprocess(["train", "--resume", tmp_path / "killed"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert losses(tmp_path / "straight") == losses(tmp_path / "killed")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(prepared, tmp_path):
+    common = [*TINY_MODEL, "--warmup-steps", "2", "--eval-every", "100", "--log-every", "1", "--max-steps", "8",
+              "--data", prepared["shards"], "--threads", "1", "--seed", "3"]
+    single = run_cli_subprocess(["train", "--out", tmp_path / "single", "--batch-size", "8", *common])
+    assert single.wait(timeout=300) == 0, single.stderr.read().decode()
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          "29517", "-m", "lmforge", "train", "--out", str(tmp_path / "ddp"), "--batch-size", "4",
+                          *map(str, common)], env=ENV, capture_output=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr.decode()[-3000:]
+    one, two = losses(tmp_path / "single"), losses(tmp_path / "ddp")
+    assert one.keys() == two.keys() and len(one) == 8
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=1e-4, abs=1e-4), step
+
+
+def test_nan_steps_are_skipped_then_the_run_stops_with_a_good_checkpoint(prepared, cli, tmp_path, monkeypatch):
+    real = loop_module.OBJECTIVES["causal_lm"]
+    calls = {"n": 0}
+
+    def flaky(model, tokens, targets):
+        calls["n"] += 1
+        loss = real(model, tokens, targets)
+        # one isolated NaN at step 3, then NaN for good from step 12 on
+        return loss * float("nan") if calls["n"] == 4 or calls["n"] > 12 else loss
+
+    monkeypatch.setitem(loop_module.OBJECTIVES, "causal_lm", flaky)
+    result = cli(*train_args(prepared, tmp_path / "run", "--max-steps", "40", "--checkpoint-every", "5",
+                             "--max-nan-skips", "3"))
+    assert result.code == 1
+    assert "step 3: non-finite loss" in result.err and "training diverged" in result.err
+    assert "Traceback" not in result.err
+    assert "step_00000010" in result.err  # the last good checkpoint is named
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_00000010" / "state.json").read_text())
+    assert state["step"] == 10
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(prepared, cli, tmp_path, monkeypatch):
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
+    result = cli(*train_args(prepared, tmp_path / "run", "--max-steps", "20", "--checkpoint-every", "5"))
+    assert_input_error(result, "No space left on device", "step_00000005 is intact")
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["step_00000005"]
+    assert (tmp_path / "run" / "checkpoints" / "step_00000005" / "optim.pt").exists()
+
+
+def test_bad_training_input(prepared, cli, tmp_path):
+    assert_input_error(cli(*train_args(prepared, tmp_path / "a", "--lr", "-1")), "--lr must be positive")
+    assert_input_error(cli("train", "--data", prepared["shards"], "--out", tmp_path / "b", "--d-model", "30",
+                           "--n-heads", "4"), "--n-heads 4 must divide --d-model 30")
+    assert_input_error(cli(*train_args(prepared, tmp_path / "c", "--seq-len", "64")), "longer than the model")
+    (tmp_path / "empty_run").mkdir()
+    (tmp_path / "empty_run" / "config.toml").write_text("[model]\nvocab_size = 320\n[train]\n[data]\nshards = 'x'\n")
+    assert_input_error(cli("train", "--resume", tmp_path / "empty_run"), "no such shard directory")
+    assert_input_error(cli("train", "--resume", tmp_path / "nothing"), "not a run directory")
+    assert_input_error(cli("train", "--data", tmp_path, "--out", tmp_path / "d"), "meta.json: missing")
+    assert_input_error(cli(*train_args(prepared, tmp_path / "e", "--vocab-size", "100")), "vocab_size 320")
+
+
+def test_resume_without_checkpoint(prepared, cli, tmp_path):
+    assert cli(*train_args(prepared, tmp_path / "run", "--max-steps", "2")).code == 0
+    for old in (tmp_path / "run" / "checkpoints").iterdir():
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    assert_input_error(cli("train", "--resume", tmp_path / "run"), "no checkpoint to resume from")
+
+
+def test_resume_refuses_shards_of_another_tokenizer(prepared, cli, tmp_path):
+    assert cli(*train_args(prepared, tmp_path / "run", "--max-steps", "2")).code == 0
+    other_tok = tmp_path / "tok2"
+    assert cli("tokenizer", "train", prepared["data"], "--kind", "char", "--vocab-size", "320", "--out", other_tok).code == 0
+    assert cli("tokenize", prepared["data"], "--tokenizer", other_tok, "--out", tmp_path / "shards2").code == 0
+    assert_input_error(cli("train", "--resume", tmp_path / "run", "--data", tmp_path / "shards2"),
+                       "shards were made with tokenizer", "meta.json")
+    assert_input_error(cli("eval", "--run", tmp_path / "run", "--data", tmp_path / "shards2"),
+                       "shards were made with tokenizer")
+
+
+def test_lr_schedules():
+    common = dict(warmup_steps=10, min_lr_ratio=0.1, decay_fraction=0.2)
+    assert lr_factor(0.0, 0, schedule="cosine", **common) == pytest.approx(0.1)
+    assert lr_factor(0.5, 50, schedule="cosine", **common) == pytest.approx(0.55)
+    assert lr_factor(1.0, 100, schedule="cosine", **common) == pytest.approx(0.1)
+    assert lr_factor(0.7, 70, schedule="wsd", **common) == 1.0
+    assert lr_factor(0.9, 90, schedule="wsd", **common) == pytest.approx(0.55)
+    assert lr_factor(0.9, 90, schedule="constant", **common) == 1.0
