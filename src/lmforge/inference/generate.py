@@ -76,14 +76,16 @@ def generate(model: nn.Module, prompt_ids: list[int], *, max_new_tokens: int, sa
             cache.pos, pending = 0, context[-(max_len // 2):]
         window = pending if cache is not None else context[-max_len:]
         logits = model(torch.tensor([window], device=device), cache)[0, -1]          # (V,)
-        token = sample_next(logits.cpu(), torch.tensor(context), sampling, generator)
+        # the context tensor is only needed for the repetition penalty
+        seen = torch.tensor(context) if sampling.repetition_penalty != 1.0 else None
+        token = sample_next(logits.cpu(), seen, sampling, generator)
         if token == eos_id:
             reason = "eos"
             break
         context.append(token)
         new_ids.append(token)
         pending = [token]
-        if stream.push(new_ids):
+        if (on_text or stop_strings) and stream.push(new_ids):
             reason = "stop_string"
             break
     return Generation(stream.finish(new_ids), new_ids, reason)

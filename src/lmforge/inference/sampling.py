@@ -30,9 +30,9 @@ class SamplingConfig:
             raise ValueError(f"--repetition-penalty must be positive, got {self.repetition_penalty}")
 
 
-def apply_repetition_penalty(logits: Tensor, context: Tensor, penalty: float) -> Tensor:
+def apply_repetition_penalty(logits: Tensor, context: Tensor | None, penalty: float) -> Tensor:
     """logits (V,), context (n,) token ids already present."""
-    if penalty == 1.0 or context.numel() == 0:
+    if penalty == 1.0 or context is None or context.numel() == 0:
         return logits
     seen = logits[context]
     logits = logits.clone()
@@ -54,7 +54,7 @@ def filter_top_k_top_p(logits: Tensor, top_k: int | None, top_p: float | None) -
     return logits
 
 
-def sample_next(logits: Tensor, context: Tensor, config: SamplingConfig, generator: torch.Generator) -> int:
+def sample_next(logits: Tensor, context: Tensor | None, config: SamplingConfig, generator: torch.Generator) -> int:
     """One token id from logits (V,)."""
     logits = apply_repetition_penalty(logits.float(), context, config.repetition_penalty)
     if config.temperature == 0:

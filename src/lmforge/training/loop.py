@@ -183,8 +183,10 @@ def train(setup: TrainSetup) -> dict:
     tokens_per_step = config.batch_size * config.grad_accum * info.world_size * seq_len
     flops_per_step = raw_model.flops_per_token(seq_len) * tokens_per_step
     peak = peak_flops(device)
-    bar = tqdm(total=config.max_steps, initial=step, disable=not info.is_main, file=sys.stderr,
-               dynamic_ncols=True, desc="train", mininterval=1.0)
+    # with a time budget the bar counts seconds (an honest ETA); otherwise it counts steps
+    bar = tqdm(total=round(time_budget) if time_budget else config.max_steps,
+               initial=round(train_time) if time_budget else step, unit="s" if time_budget else "step",
+               disable=not info.is_main, file=sys.stderr, dynamic_ncols=True, desc="train", mininterval=1.0)
     nan_streak, last_loss, val_loss, rate = 0, float("nan"), None, 0.0
     first_step, session_time = step, 0.0
 
@@ -246,10 +248,8 @@ def train(setup: TrainSetup) -> dict:
             session_time += elapsed
             rate = tokens_per_step / elapsed
             mfu = flops_per_step / elapsed / peak if peak else None
-            bar.update(1)
-            postfix = {"loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}", "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
-            if time_budget:
-                postfix["time_left"] = f"{max(time_budget - train_time, 0):.0f}s"
+            bar.update(elapsed if time_budget else 1)
+            postfix = {"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}", "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
             bar.set_postfix(postfix, refresh=False)
             if metrics and (step % config.log_every == 0 or step == 1):
                 metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],

@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmark scripts: timing, the machine's fp32 matmul peak, HF Llama twin."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+from lmforge.models.gpt import GPT, GPTConfig
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+           f"{torch.get_num_threads()} threads"
+
+
+def fp32_matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Measured fp32 FLOP/s of a large matmul: the MFU denominator on this CPU."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def hf_llama(config: GPTConfig):
+    """transformers' LlamaForCausalLM with exactly our shape (the reference implementation)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    hf_config = LlamaConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, intermediate_size=config.d_ff,
+                            num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
+                            num_key_value_heads=config.n_kv_heads, max_position_embeddings=config.max_seq_len,
+                            rms_norm_eps=config.norm_eps, rope_theta=config.rope_theta,
+                            tie_word_embeddings=config.tie_embeddings, attn_implementation="sdpa")
+    return LlamaForCausalLM(hf_config)
+
+
+def ours(config: GPTConfig) -> GPT:
+    torch.manual_seed(0)
+    return GPT(config)

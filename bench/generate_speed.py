@@ -1,0 +1,54 @@
+"""Generation tokens/s (batch 1, 256 new tokens, CPU): lmforge KV-cached decoding vs HF `generate`.
+    python bench/generate_speed.py [--preset tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from common import hf_llama, machine, ours
+
+from lmforge.inference.generate import generate
+from lmforge.inference.sampling import SamplingConfig
+from lmforge.models.gpt import PRESETS, GPTConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"# {machine()}")
+    prompt = list(range(10, 42))
+    for preset in args.presets:
+        config = GPTConfig(vocab_size=4096, **{**PRESETS[preset], "max_seq_len": 512})
+        model, reference = ours(config).eval(), hf_llama(config).eval()
+        greedy = SamplingConfig(temperature=0)
+
+        def run_ours():
+            generate(model, prompt, max_new_tokens=args.new_tokens, sampling=greedy, seed=0, eos_id=None,
+                     decode=lambda ids: "")
+
+        def run_hf():
+            with torch.inference_mode():
+                reference.generate(torch.tensor([prompt]), max_new_tokens=args.new_tokens,
+                                   min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0)
+
+        rates = {}
+        for name, fn in (("lmforge", run_ours), ("hf_generate", run_hf)):
+            fn()  # warm-up
+            start = time.perf_counter()
+            for _ in range(args.repeats):
+                fn()
+            rates[name] = args.new_tokens * args.repeats / (time.perf_counter() - start)
+        print(json.dumps({"preset": preset, "new_tokens": args.new_tokens, "lmforge_tok_s": round(rates["lmforge"]),
+                          "hf_generate_tok_s": round(rates["hf_generate"]),
+                          "ratio": round(rates["lmforge"] / rates["hf_generate"], 2)}))
+
+
+if __name__ == "__main__":
+    main()
