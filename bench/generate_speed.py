@@ -29,11 +29,11 @@ def main() -> None:
         model, reference = ours(config).eval(), hf_llama(config).eval()
         greedy = SamplingConfig(temperature=0)
 
-        def run_ours():
+        def run_ours(model=model, greedy=greedy):
             generate(model, prompt, max_new_tokens=args.new_tokens, sampling=greedy, seed=0, eos_id=None,
                      decode=lambda ids: "")
 
-        def run_hf():
+        def run_hf(reference=reference):
             with torch.inference_mode():
                 reference.generate(torch.tensor([prompt]), max_new_tokens=args.new_tokens,
                                    min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -80,8 +79,8 @@ def main() -> None:
         train_tokenizer_on(tmp / "small", "bpe", args.vocab_size, tmp / "tok")
         texts = [json.loads(line)["text"] for line in gzip.open(tmp / "big" / "clean" / "train-00000.jsonl.gz", "rt")]
         (tmp / "sp.txt").write_text("\n".join(docs))
-        spm.SentencePieceTrainer.train(input=str(tmp / "sp.txt"), model_prefix=str(tmp / "sp"), vocab_size=args.vocab_size,
-                                       model_type="bpe", num_threads=2, minloglevel=2)
+        spm.SentencePieceTrainer.train(input=str(tmp / "sp.txt"), model_prefix=str(tmp / "sp"),
+                                       vocab_size=args.vocab_size, model_type="bpe", num_threads=2, minloglevel=2)
         sp = spm.SentencePieceProcessor(model_file=str(tmp / "sp.model"))
         start = time.perf_counter()
         sp.encode(texts, num_threads=2)
@@ -98,7 +97,6 @@ def main() -> None:
                           "sentencepiece_encode_mb_s": round(sp_rate, 2), "hf_tokenizers_encode_batch_mb_s":
                           round(hf_rate, 2), "ratio_vs_sentencepiece": round(ours / sp_rate, 2),
                           "peak_rss_mb_1x": round(small["peak_mb"]), "peak_rss_mb_10x": round(big["peak_mb"])}))
-    del resource
 
 
 if __name__ == "__main__":

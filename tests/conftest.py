@@ -11,9 +11,13 @@ import pytest
 
 from lmforge.cli import main
 
-WORDS = ("the a one every river mountain quiet engine language model reader writer token stream small large "
-         "old new red green blue runs reads writes learns sleeps sings quickly slowly under over near far "
-         "and but or because while after before city garden winter summer light shadow number letter").split()
+WORDS = [
+    "the", "a", "one", "every", "river", "mountain", "quiet", "engine", "language", "model", "reader",
+    "writer", "token", "stream", "small", "large", "old", "new", "red", "green", "blue", "runs", "reads",
+    "writes", "learns", "sleeps", "sings", "quickly", "slowly", "under", "over", "near", "far", "and",
+    "but", "or", "because", "while", "after", "before", "city", "garden", "winter", "summer", "light",
+    "shadow", "number", "letter",
+]
 
 
 def make_sentences(rng: random.Random, n: int) -> str:

@@ -4,7 +4,6 @@ import gzip
 import json
 
 from conftest import assert_input_error, write_corpus
-
 from lmforge.data.cleaning import clean_whitespace, dedup_key, normalize_unicode
 from lmforge.data.documents import Document
 from lmforge.data.prepare import PrepareConfig, prepare_corpus

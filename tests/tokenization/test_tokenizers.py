@@ -5,8 +5,8 @@ import random
 
 import numpy as np
 import pytest
-from conftest import assert_input_error, make_sentences
 
+from conftest import assert_input_error, make_sentences
 from lmforge.errors import InputError
 from lmforge.tokenization.tokenizer import Tokenizer
 from lmforge.tokenization.training import KINDS, train_tokenizer

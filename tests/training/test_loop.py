@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_MODEL, TINY_TRAIN, assert_input_error
 from safetensors.torch import load_file
 
+from conftest import TINY_MODEL, TINY_TRAIN, assert_input_error
 from lmforge.training import checkpoint as checkpoint_module
 from lmforge.training import loop as loop_module
 from lmforge.training.optim import lr_factor
@@ -155,7 +155,8 @@ def test_resume_without_checkpoint(prepared, cli, tmp_path):
 def test_resume_refuses_shards_of_another_tokenizer(prepared, cli, tmp_path):
     assert cli(*train_args(prepared, tmp_path / "run", "--max-steps", "2")).code == 0
     other_tok = tmp_path / "tok2"
-    assert cli("tokenizer", "train", prepared["data"], "--kind", "char", "--vocab-size", "320", "--out", other_tok).code == 0
+    assert cli("tokenizer", "train", prepared["data"], "--kind", "char", "--vocab-size", "320",
+               "--out", other_tok).code == 0
     assert cli("tokenize", prepared["data"], "--tokenizer", other_tok, "--out", tmp_path / "shards2").code == 0
     assert_input_error(cli("train", "--resume", tmp_path / "run", "--data", tmp_path / "shards2"),
                        "shards were made with tokenizer", "meta.json")

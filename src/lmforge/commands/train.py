@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     mfu = f", MFU {100 * summary['mfu']:.1f}%" if summary.get("mfu") else ""
-    print(f"train: {summary['steps']} steps, {summary['tokens']:,} tokens, train loss {summary['train_loss']:.4f}, "
+    print(f"train: {summary['params'] / 1e6:.2f}M params, {summary['flops_per_token'] / 1e6:.1f} MFLOP/token, "
+          f"{summary['steps']} steps, {summary['tokens']:,} tokens, train loss {summary['train_loss']:.4f}, "
           f"val loss {summary['val_loss'] if summary['val_loss'] is None else round(summary['val_loss'], 4)}, "
           f"{summary['tokens_per_s']:,.0f} tokens/s{mfu} -> {summary['run_dir']}", file=sys.stderr)
     if args.json:

@@ -249,7 +249,8 @@ def train(setup: TrainSetup) -> dict:
             rate = tokens_per_step / elapsed
             mfu = flops_per_step / elapsed / peak if peak else None
             bar.update(elapsed if time_budget else 1)
-            postfix = {"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}", "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
+            postfix = {"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}",
+                       "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
             bar.set_postfix(postfix, refresh=False)
             if metrics and (step % config.log_every == 0 or step == 1):
                 metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],
@@ -272,4 +273,5 @@ def train(setup: TrainSetup) -> dict:
             "tokens_per_s": (step - first_step) * tokens_per_step / max(session_time, 1e-9),
             "mfu": (step - first_step) * flops_per_step / max(session_time, 1e-9) / peak if peak else None,
             "train_time": train_time, "world_size": info.world_size,
-            "params": raw_model.num_params(), "run_dir": str(setup.run_dir)}
+            "params": raw_model.num_params(), "flops_per_token": raw_model.flops_per_token(seq_len),
+            "run_dir": str(setup.run_dir)}

@@ -1,0 +1,13 @@
+"""Run every benchmark one after another (never in parallel: on 2 cores they would distort each other)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = ["train_throughput.py", "generate_speed.py", "tokenize_speed.py", "char_quality.py"]
+
+if __name__ == "__main__":
+    here = Path(__file__).parent
+    for script in SCRIPTS:
+        print(f"\n### {script}", flush=True)
+        subprocess.run([sys.executable, str(here / script)], check=False, cwd=here)
