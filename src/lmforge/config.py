@@ -73,9 +73,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, prefix: str = ""
         flag = "--" + (prefix + field.name).replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else None
         help_text = f"{docs.get(field.name, '')} (default: {default})".replace("%", "%%")
-        converter = _parse_bool if kind is bool else kind
-        group.add_argument(flag, dest=(prefix + field.name).replace(".", "__"), type=converter,
-                           default=None, help=help_text, metavar=kind.__name__.upper())
+        extra = {"nargs": "?", "const": True, "type": _parse_bool} if kind is bool else {"type": kind}
+        group.add_argument(flag, dest=(prefix + field.name).replace(".", "__"), default=None, help=help_text,
+                           metavar=kind.__name__.upper(), **extra)
 
 
 def values_from_args(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:

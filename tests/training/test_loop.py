@@ -172,3 +172,14 @@ def test_lr_schedules():
     assert lr_factor(0.7, 70, schedule="wsd", **common) == 1.0
     assert lr_factor(0.9, 90, schedule="wsd", **common) == pytest.approx(0.55)
     assert lr_factor(0.9, 90, schedule="constant", **common) == 1.0
+
+
+GOLDEN = {1: 5.7916, 5: 5.3311, 10: 4.4677, 15: 4.0952, 20: 3.9561}
+
+
+def test_golden_loss_curve_of_a_tiny_seeded_gpt(prepared, cli, tmp_path):
+    """Init, data order, schedule and optimizer together: any unintended change moves these numbers."""
+    assert cli(*train_args(prepared, tmp_path / "run", "--max-steps", "20", "--lr", "0.01", "--seed", "5")).code == 0
+    curve = losses(tmp_path / "run")
+    for step, expected in GOLDEN.items():
+        assert curve[step] == pytest.approx(expected, abs=2e-3), step
