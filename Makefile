@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) -e '.[dev,bench]'
+	$(PIP) -e '.[dev,bench,data]'
 	touch $@
 
 install: $(VENV)/.installed

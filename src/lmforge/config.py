@@ -67,7 +67,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, prefix: str = ""
     hints = _resolved_hints(cls)
     group = parser.add_argument_group(f"{cls.__name__} ({prefix.rstrip('.') or 'options'})")
     for field in dataclasses.fields(cls):
-        if field.name in skip:
+        if field.name in skip or not field.metadata.get("cli", True):
             continue
         kind, _ = _base_type(hints[field.name])
         flag = "--" + (prefix + field.name).replace("_", "-")
@@ -82,6 +82,8 @@ def values_from_args(args: argparse.Namespace, cls: type, prefix: str = "") -> d
     """The fields of `cls` that were given on the command line."""
     given = {}
     for field in dataclasses.fields(cls):
+        if not field.metadata.get("cli", True):
+            continue
         value = getattr(args, (prefix + field.name).replace(".", "__"), None)
         if value is not None:
             given[field.name] = value

@@ -78,16 +78,16 @@ def test_binary_file_is_refused_or_skipped(tmp_path):
     assert docs == [] and report.skipped_files == {"binary_file": 1}
 
 
-def test_truncated_gzip_keeps_records_before_the_break(tmp_path):
+def test_truncated_gzip_keeps_records_before_the_break(tmp_path, capsys):
     lines = "".join(json.dumps({"text": f"record number {i} " * 20}) + "\n" for i in range(2000))
     payload = gzip.compress(lines.encode())
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(payload[: len(payload) // 2])
-    with pytest.raises(InputError, match="truncated or corrupt"):
-        read_all(path)
-    docs, report = read_all(path, skip_bad_records=True)
+    docs, report = read_all(path)
     assert 0 < len(docs) < 2000
+    assert [d.text for d in docs] == [f"record number {i} " * 20 for i in range(len(docs))]
     assert report.skipped_files == {"truncated_or_corrupt": 1}
+    assert f"kept the {len(docs)} complete records" in capsys.readouterr().err
 
 
 def test_missing_and_unsupported_paths(tmp_path):

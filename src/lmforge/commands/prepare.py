@@ -1,7 +1,12 @@
-"""`lmforge prepare`: raw text/Markdown/JSONL/Parquet -> clean train/val documents (and optionally tokens).
+"""`lmforge prepare`: raw sources -> clean, filtered, deduplicated train/val documents (optionally tokens).
 
-Example (CPU, seconds):
+Sources: .txt/.md, .jsonl(.gz), .parquet, .arrow (Hugging Face layout folders), Wikipedia XML dumps
+(.xml/.xml.bz2), Common Crawl WARC/WET (.warc.gz/.wet.gz), hf:DATASET[:CONFIG] (online).
+Examples (CPU, seconds to minutes):
     lmforge prepare corpus/ --out data/mycorpus --tokenizer bpe --vocab-size 4096
+    lmforge prepare enwiki-latest-pages-articles.xml.bz2 --out data/wiki --workers 2
+    lmforge prepare CC-MAIN-*.warc.gz --out data/cc-shard-0 --lang en --rank 0 --world-size 2
+    lmforge prepare --merge data/cc-shard-* --out data/cc
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import sys
 from pathlib import Path
 
 from lmforge.config import add_config_args, build_config, values_from_args
-from lmforge.data.prepare import PrepareConfig, prepare_corpus
+from lmforge.data.prepare import PrepareConfig, merge_prepared, prepare_corpus
 from lmforge.tokenization.training import KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sources", nargs="+", type=Path, help="files or folders of .txt/.md/.jsonl(.gz)/.parquet")
+    parser.add_argument("sources", nargs="+", help="files, folders or hf:DATASET (with --merge: shard outputs)")
+    parser.add_argument("--merge", action="store_true", help="merge the outputs of --rank shards into --out")
     parser.add_argument("--out", type=Path, required=True, help="output dataset directory")
     parser.add_argument("--val-source", type=Path, action="append", default=[],
                         help="explicit validation files/folders (then all of `sources` is train)")
@@ -30,12 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(PrepareConfig, values_from_args(args, PrepareConfig), source="command line")
-    stats = prepare_corpus(args.sources, args.out, config, args.val_source, args.overwrite)
+    if args.merge:
+        stats = merge_prepared([Path(s) for s in args.sources], args.out, config, args.overwrite)
+    else:
+        stats = prepare_corpus(args.sources, args.out, config, args.val_source, args.overwrite)
     summary = {"out": str(args.out), **{k: stats[k] for k in ("docs_in", "bytes_in", "docs_out", "bytes_out",
-                                                             "rejected_docs", "bad_records", "seconds")}}
-    print(f"prepare: {stats['docs_in']:,} docs in -> {sum(stats['docs_out'].values()):,} out "
-          f"{stats['docs_out']}, rejected {stats['rejected_docs']}, {stats['seconds']:.1f}s -> {args.out}",
-          file=sys.stderr)
+                                                             "rejected_docs", "bad_records", "dedup",
+                                                             "languages", "seconds", "mb_per_s")}}
+    print_summary(stats, args.out)
     if args.tokenizer:
         from lmforge.commands.tokenize import tokenize_dataset
         from lmforge.commands.tokenizer import train_tokenizer_on
@@ -47,3 +55,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def print_summary(stats: dict, out: Path) -> None:
+    kept = sum(stats["docs_out"].values())
+    lines = [f"prepare: {stats['docs_in']:,} docs ({stats['bytes_in'] / 1e6:.1f} MB) in -> {kept:,} out "
+             f"{stats['docs_out']} in {stats['seconds']:.1f}s ({stats['mb_per_s']:.2f} MB/s) -> {out}"]
+    for reason, count in sorted(stats["rejected_docs"].items(), key=lambda kv: -kv[1]):
+        size = stats["rejected_bytes"].get(reason, 0) / 1e6
+        lines.append(f"  rejected {reason:<32} {count:>9,} docs {size:>9.2f} MB")
+    for name in ("bad_records", "skipped_files", "pii_masked"):
+        if stats.get(name):
+            lines.append(f"  {name.replace('_', ' ')}: {stats[name]}")
+    if stats["dedup"]["near_clusters"]:
+        lines.append(f"  near-duplicate clusters: {stats['dedup']['near_clusters']:,}")
+    if stats.get("languages"):
+        top = ", ".join(f"{k} {v:,}" for k, v in list(stats["languages"].items())[:6])
+        lines.append(f"  languages: {top}")
+    print("\n".join(lines), file=sys.stderr)

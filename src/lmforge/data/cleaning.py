@@ -42,3 +42,82 @@ def min_chars(n: int) -> Callable[[Document], bool]:
 def dedup_key(text: str) -> str:
     """The text compared for exact duplicates: case-folded, whitespace-collapsed."""
     return _ANY_WHITESPACE.sub(" ", text.casefold()).strip()
+
+
+def fix_unicode(doc: Document) -> Document:
+    """Repair mojibake and broken Unicode (ftfy), e.g. 'cafÃ©' -> 'café'."""
+    import ftfy
+
+    doc.text = ftfy.fix_text(doc.text)
+    return doc
+
+
+BOILERPLATE_LINE = re.compile(
+    r"(cookie|accept all|privacy policy|terms of (use|service)|all rights reserved|sign in|log in|"
+    r"subscribe|newsletter|skip to (main )?content|javascript (is )?(required|disabled)|share on|"
+    r"follow us|back to top|click here|read more|powered by)", re.IGNORECASE)
+_NAV_SEPARATORS = re.compile(r"\s[|»›·•]\s")
+
+
+def is_boilerplate_line(line: str) -> bool:
+    """Short lines that are site furniture: cookie banners, navigation bars, share/login prompts."""
+    stripped = line.strip()
+    if not stripped:
+        return False
+    words = len(stripped.split())
+    if words <= 12 and BOILERPLATE_LINE.search(stripped):
+        return True
+    return words <= 20 and len(_NAV_SEPARATORS.findall(stripped)) >= 2  # "Home | News | About"
+
+
+def remove_boilerplate_lines(doc: Document) -> Document:
+    doc.text = "\n".join(line for line in doc.text.split("\n") if not is_boilerplate_line(line)).strip()
+    return doc
+
+
+PII_PATTERNS = {
+    "email": (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<EMAIL>"),
+    "ip_address": (re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"), "<IP>"),
+    "phone": (re.compile(r"(?<!\w)(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\w)"),
+              "<PHONE>"),
+}
+
+
+class PIIMasker:
+    """Replaces e-mail addresses, IPv4 addresses and phone numbers with placeholders; counts each."""
+
+    __name__ = "mask_pii"
+
+    def __init__(self):
+        self.counts = {kind: 0 for kind in PII_PATTERNS}
+
+    def __call__(self, doc: Document) -> Document:
+        for kind, (pattern, placeholder) in PII_PATTERNS.items():
+            doc.text, n = pattern.subn(placeholder, doc.text)
+            self.counts[kind] += n
+        return doc
+
+
+def lowercase(doc: Document) -> Document:
+    doc.text = doc.text.lower()
+    return doc
+
+
+_SYMBOLS = re.compile(r"[^\w\s]", re.UNICODE)
+
+
+def strip_symbols(doc: Document) -> Document:
+    """Remove punctuation and symbols (for bag-of-words and classic embedding models)."""
+    doc.text = _MANY_SPACES.sub(" ", _SYMBOLS.sub(" ", doc.text)).strip()
+    return doc
+
+
+_MANY_SPACES = re.compile(r"[ \t]{2,}")
+
+
+def remove_stopwords(doc: Document) -> Document:
+    from lmforge.data.stopwords import ENGLISH_STOPWORDS
+
+    doc.text = "\n".join(" ".join(w for w in line.split() if w.lower() not in ENGLISH_STOPWORDS)
+                         for line in doc.text.split("\n"))
+    return doc

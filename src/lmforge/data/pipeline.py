@@ -1,4 +1,4 @@
-"""Run a chain of small steps over a document stream, count and route rejects, split train/val."""
+"""Run a chain of small steps over a document stream; count and route rejects by reason."""
 
 from __future__ import annotations
 
@@ -8,39 +8,36 @@ from dataclasses import dataclass, field
 
 from lmforge.data.cleaning import dedup_key
 from lmforge.data.documents import Document
-from lmforge.data.writers import DocumentWriter
 
 
 @dataclass
 class Step:
-    """A map (returns the document, maybe changed) or a filter (returns None to reject with `reason`)."""
+    """A map or filter: `apply` returns the (maybe changed) document, or a reason string to reject it."""
 
     name: str
-    apply: Callable[[Document], Document | None]
-    reason: str = ""
+    apply: Callable[[Document], Document | str]
 
 
 def map_step(fn: Callable[[Document], Document]) -> Step:
-    return Step(fn.__name__, fn)
+    return Step(getattr(fn, "__name__", type(fn).__name__), fn)
 
 
 def keep_if(predicate: Callable[[Document], bool], reason: str) -> Step:
     """A filter step: documents for which `predicate` is false are rejected as `reason`."""
-    return Step(reason, lambda doc: doc if predicate(doc) else None, reason)
+    return Step(reason, lambda doc: doc if predicate(doc) else reason)
 
 
-def dedup_exact() -> Step:
-    """Drops every document whose normalised text was seen before (memory: 8 bytes per kept doc)."""
-    seen: set[int] = set()
+def reject_by(check: Callable[[Document], str | None], name: str) -> Step:
+    """A filter step from a check that names its reason for rejecting (None keeps the document)."""
+    def apply(doc: Document) -> Document | str:
+        reason = check(doc)
+        return doc if reason is None else reason
+    return Step(name, apply)
 
-    def first_of_its_text(doc: Document) -> Document | None:
-        digest = int.from_bytes(hashlib.blake2b(dedup_key(doc.text).encode(), digest_size=8).digest(), "big")
-        if digest in seen:
-            return None
-        seen.add(digest)
-        return doc
 
-    return Step("exact_duplicate", first_of_its_text, "exact_duplicate")
+def exact_key(text: str) -> int:
+    """64-bit digest of the normalised text: equal for exact duplicates (case/whitespace-insensitive)."""
+    return int.from_bytes(hashlib.blake2b(dedup_key(text).encode(), digest_size=8).digest(), "little")
 
 
 def hash_fraction(text: str) -> float:
@@ -49,46 +46,35 @@ def hash_fraction(text: str) -> float:
 
 
 @dataclass
-class PipelineStats:
+class StepCounts:
     docs_in: int = 0
     bytes_in: int = 0
-    docs_out: dict[str, int] = field(default_factory=dict)
-    bytes_out: dict[str, int] = field(default_factory=dict)
+    docs_kept: int = 0
+    bytes_kept: int = 0
     rejected_docs: dict[str, int] = field(default_factory=dict)
     rejected_bytes: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return {
-            "docs_in": self.docs_in, "bytes_in": self.bytes_in,
-            "docs_out": self.docs_out, "bytes_out": self.bytes_out,
-            "rejected_docs": self.rejected_docs, "rejected_bytes": self.rejected_bytes,
-        }
+    def reject(self, reason: str, size: int) -> None:
+        self.rejected_docs[reason] = self.rejected_docs.get(reason, 0) + 1
+        self.rejected_bytes[reason] = self.rejected_bytes.get(reason, 0) + size
 
 
-def _count(table: dict[str, int], key: str, amount: int) -> None:
-    table[key] = table.get(key, 0) + amount
-
-
-def run_pipeline(docs: Iterable[Document], steps: list[Step], writer: DocumentWriter,
-                 split: Callable[[Document], str], stats: PipelineStats,
-                 rejects: DocumentWriter | None = None) -> PipelineStats:
-    """Push each document through `steps`; a kept one goes to `writer` under the split `split(doc)`."""
+def run_pipeline(docs: Iterable[Document], steps: list[Step], keep: Callable[[Document], None],
+                 reject: Callable[[str, Document], None], counts: StepCounts) -> StepCounts:
+    """Push each document through `steps`; kept ones go to `keep`, rejected ones to `reject`."""
     for doc in docs:
         size = len(doc.text.encode("utf-8"))
-        stats.docs_in += 1
-        stats.bytes_in += size
+        counts.docs_in += 1
+        counts.bytes_in += size
         for step in steps:
             result = step.apply(doc)
-            if result is None:
-                _count(stats.rejected_docs, step.reason, 1)
-                _count(stats.rejected_bytes, step.reason, size)
-                if rejects is not None:
-                    rejects.write(step.reason, doc)
+            if isinstance(result, str):
+                counts.reject(result, size)
+                reject(result, doc)
                 break
             doc = result
         else:
-            name = split(doc)
-            writer.write(name, doc)
-            _count(stats.docs_out, name, 1)
-            _count(stats.bytes_out, name, len(doc.text.encode("utf-8")))
-    return stats
+            counts.docs_kept += 1
+            counts.bytes_kept += len(doc.text.encode("utf-8"))
+            keep(doc)
+    return counts

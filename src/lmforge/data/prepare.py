@@ -1,118 +1,223 @@
-"""The prepare stage: raw files -> cleaned, filtered, deduplicated train/val documents + stats.json."""
+"""The prepare stage: raw sources -> cleaned, filtered, deduplicated train/val documents + stats.json.
+
+Phase 1 (per input, in parallel with --workers, or one --rank of --world-size anywhere) writes parts
+under work/; phase 2 deduplicates across all parts and writes clean/, rejected/, stats.json and
+lengths.png. `merge_prepared` runs phase 2 over the parts of many shard directories."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from lmforge.data.cleaning import clean_whitespace, min_chars, normalize_unicode
-from lmforge.data.pipeline import PipelineStats, dedup_exact, hash_fraction, keep_if, map_step, run_pipeline
-from lmforge.data.readers import ReadOptions, list_input_files, read_documents
-from lmforge.data.writers import DocumentWriter
+from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, write_final
+from lmforge.data.minhash import MinHashConfig
+from lmforge.data.readers import list_input_files
+from lmforge.data.report import plot_lengths, summarize
+from lmforge.data.work import finished_parts, part_name, process_input
 from lmforge.errors import InputError
-from lmforge.runs import write_json
+from lmforge.runs import read_json, write_json
 
-PREPARE_FORMAT_VERSION = 1
+PREPARE_FORMAT_VERSION = 2
+OUTPUTS = ("clean", "rejected", "stats.json", "lengths.png")
 
 
 @dataclass
 class PrepareConfig:
     text_field: str = "text"
-    """Field (JSONL) or column (Parquet) that holds the text."""
+    """Field (JSONL, hub) or column (Parquet, Arrow) that holds the text."""
+    hub_split: str = "train"
+    """Split to read from hf:DATASET sources."""
     val_fraction: float = 0.01
     """Fraction of documents, chosen by a hash of their text, that go to the validation split."""
     min_chars: int = 32
     """Drop documents shorter than this (characters, after cleaning)."""
+    max_chars: int = 2_000_000
+    """Drop documents longer than this (characters)."""
     dedup: bool = True
-    """Drop exact duplicates (case- and whitespace-insensitive)."""
+    """Drop exact duplicates (case- and whitespace-insensitive) across the whole corpus."""
+    near_dedup: bool = True
+    """Drop near duplicates (MinHash over word 5-grams with LSH) across the whole corpus."""
+    near_dup_threshold: float = 0.8
+    """Estimated Jaccard similarity at which two documents are near duplicates."""
+    quality_filters: str = "auto"
+    """Gopher quality/repetition and C4 line filters, Unicode repair, boilerplate-line removal and
+    language id: on, off, or auto (on for WARC/WET web pages, off for curated text)."""
+    lang: str | None = None
+    """Keep only documents in this language (ISO 639-1, e.g. en)."""
+    lang_threshold: float = 0.65
+    """Minimum language-id probability for --lang."""
+    fix_unicode: bool = False
+    """Repair mojibake with ftfy (always on with quality filters)."""
+    mask_pii: bool = False
+    """Replace e-mail addresses, IP addresses and phone numbers with placeholders (counted)."""
+    lowercase: bool = False
+    """Lower-case the text (for classic models)."""
+    strip_symbols: bool = False
+    """Remove punctuation and symbols (for classic models)."""
+    remove_stopwords: bool = False
+    """Remove English stop words (for classic models)."""
     keep_rejected: bool = True
     """Write what each filter removed under rejected/<reason>/ for audit."""
     skip_bad_records: bool = False
     """Skip (and count) malformed records and unreadable files instead of stopping."""
+    workers: int = 1
+    """Processes for phase 1 on this machine (each takes whole input files)."""
     rank: int = 0
-    """This process's shard of the input files (files[rank::world_size])."""
+    """This process's shard of the inputs (inputs[rank::world_size])."""
     world_size: int = 1
-    """Number of shards the input files are split into."""
+    """Number of shards the inputs are split into."""
+    minhash: MinHashConfig = field(default_factory=MinHashConfig, metadata={"cli": False})
 
     def __post_init__(self) -> None:
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.min_chars < 0:
-            raise ValueError(f"--min-chars must be >= 0, got {self.min_chars}")
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"--rank must be in [0, --world-size), got {self.rank} of {self.world_size}")
+        checks = [
+            (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.min_chars >= 0, f"--min-chars must be >= 0, got {self.min_chars}"),
+            (self.max_chars > self.min_chars, f"--max-chars must be above --min-chars, got {self.max_chars}"),
+            (self.world_size >= 1 and 0 <= self.rank < self.world_size,
+             f"--rank must be in [0, --world-size), got {self.rank} of {self.world_size}"),
+            (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
+            (self.quality_filters in ("auto", "on", "off"),
+             f"--quality-filters must be auto, on or off, got {self.quality_filters!r}"),
+            (0 <= self.lang_threshold <= 1, f"--lang-threshold must be in [0, 1], got {self.lang_threshold}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        self.minhash = MinHashConfig(threshold=self.near_dup_threshold)
+
+    def output_settings(self) -> dict:
+        """What must match for a work/ folder to be resumed or merged (not how it is executed)."""
+        settings = asdict(self)
+        for key in ("workers", "rank", "world_size", "keep_rejected", "skip_bad_records"):
+            settings.pop(key)
+        return settings
 
 
-def default_steps(config: PrepareConfig) -> list:
-    steps = [map_step(normalize_unicode), map_step(clean_whitespace),
-             keep_if(min_chars(max(config.min_chars, 1)), reason="too_short")]
-    if config.dedup:
-        steps.append(dedup_exact())
-    return steps
-
-
-def prepare_corpus(sources: list[Path], out: Path, config: PrepareConfig, val_sources: list[Path] = (),
-                   overwrite: bool = False) -> dict:
-    """Run the pipeline; the result appears in `out` only when complete (built in a temp folder)."""
-    out = Path(out)
-    if (out / "clean").exists() and not overwrite:
-        raise InputError(f"{out}/clean: already prepared; pass --overwrite to replace it or choose another --out.")
-    files = list_input_files(list(sources))[config.rank::config.world_size]
-    val_files = list_input_files(list(val_sources))[config.rank::config.world_size] if val_sources else []
-    if not files:
-        raise InputError(f"{', '.join(map(str, sources))}: no readable text files (.txt .md .jsonl[.gz] .parquet).")
-    options = ReadOptions(text_field=config.text_field, skip_bad_records=config.skip_bad_records)
-    tmp = out / ".prepare.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    steps, stats, started = default_steps(config), PipelineStats(), time.perf_counter()
-    rejects = DocumentWriter(tmp / "rejected", subdirs=True) if config.keep_rejected else None
-    with DocumentWriter(tmp / "clean") as writer:
-        bar = tqdm(desc="prepare", unit=" docs", file=sys.stderr, dynamic_ncols=True)
-        # an explicit validation source goes first, so train copies of val documents are the duplicates
-        for group, split in ((val_files, lambda doc: "val"), (files, _hash_split(config, bool(val_files)))):
-            run_pipeline(_counted(read_documents(group, options), bar), steps, writer, split, stats, rejects)
-        bar.close()
-    if rejects:
-        rejects.close()
-    if not sum(stats.docs_out.values()):
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(f"{', '.join(map(str, sources))}: empty corpus after cleaning ({stats.docs_in} documents "
-                         f"read, rejected: {stats.rejected_docs}); add text or lower --min-chars.")
-    report = {"format": "lmforge.prepared", "version": PREPARE_FORMAT_VERSION, "config": asdict(config),
-              "sources": [str(s) for s in sources], "val_sources": [str(s) for s in val_sources],
-              "files": options.report.files, "skipped_files": options.report.skipped_files,
-              "bad_records": options.report.bad_records,
-              "docs_with_invalid_utf8": options.report.docs_with_invalid_utf8,
-              **stats.as_dict(), "seconds": round(time.perf_counter() - started, 3)}
-    write_json(tmp / "stats.json", report)
-    _swap_into_place(tmp, out)
-    return report
-
-
-def _hash_split(config: PrepareConfig, explicit_val: bool):
-    if explicit_val:
-        return lambda doc: "train"
-    return lambda doc: "val" if hash_fraction(doc.text) < config.val_fraction else "train"
-
-
-def _counted(docs, bar):
-    for doc in docs:
-        bar.update(1)
-        yield doc
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    for name in ("clean", "rejected", "stats.json"):
+def _clear(out: Path, names) -> None:
+    for name in names:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-        if (tmp / name).exists():
-            (tmp / name).rename(target)
+
+
+def _manifest(out: Path, inputs: list, config: PrepareConfig, overwrite: bool) -> Path:
+    work = out / "work"
+    manifest = {"format": "lmforge.prepare_work", "version": PREPARE_FORMAT_VERSION,
+                "inputs": [{"index": i, "source": str(s), "group": g} for i, (s, g) in enumerate(inputs)],
+                "rank": config.rank, "world_size": config.world_size, "settings": config.output_settings()}
+    path = work / "manifest.json"
+    if path.exists() and not overwrite:
+        old = read_json(path, "prepare manifest")
+        if old["inputs"] != manifest["inputs"] or old["settings"] != manifest["settings"] or \
+                (old["rank"], old["world_size"]) != (config.rank, config.world_size):
+            raise InputError(f"{path}: an earlier, unfinished prepare used other inputs or settings; rerun it "
+                             "with the same arguments to resume, or pass --overwrite to start again.")
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(path, manifest)
+    return work
+
+
+def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path) -> None:
+    bar = tqdm(total=len(todo), desc="prepare", unit="input", file=sys.stderr, dynamic_ncols=True)
+    jobs = [(i, inputs[i][0], config, work) for i in todo]
+    if config.workers == 1 or len(todo) <= 1:
+        for job in jobs:
+            result = process_input(*job)
+            bar.update(1)
+            bar.set_postfix(docs=result["docs_kept"], refresh=False)
+    else:
+        context = multiprocessing.get_context("spawn")  # no inherited torch/OpenMP state
+        with context.Pool(min(config.workers, len(todo))) as pool:
+            for _ in pool.imap_unordered(_process_job, jobs):
+                bar.update(1)
+    bar.close()
+
+
+def _process_job(job) -> dict:
+    return process_input(*job)
+
+
+def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: float, sources: str) -> dict:
+    tmp = out / ".prepare.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    decision, dedup = duplicate_decisions(parts, config)
+    final = write_final(parts, decision, config, tmp)
+    if not sum(final["docs_out"].values()):
+        shutil.rmtree(tmp, ignore_errors=True)
+        part_stats = summarize([p.work / f"{part_name(p.index)}.json" for p in parts], final, dedup, 0)
+        raise InputError(f"{sources}: empty corpus after cleaning ({part_stats['docs_in']} documents read, "
+                         f"rejected: {part_stats['rejected_docs']}); add text or relax the filters.")
+    if config.keep_rejected:
+        collect_phase1_rejects(parts, tmp)
+    stats = summarize([p.work / f"{part_name(p.index)}.json" for p in parts], final, dedup,
+                      time.perf_counter() - started)
+    stats = {"format": "lmforge.prepared", "version": PREPARE_FORMAT_VERSION, "config": config.output_settings(),
+             "sources": sources, **stats}
+    write_json(tmp / "stats.json", stats)
+    plot_lengths(final["lengths"], tmp / "lengths.png")
+    _clear(out, OUTPUTS)
+    for name in OUTPUTS:
+        if (tmp / name).exists():
+            (tmp / name).rename(out / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return stats
+
+
+def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources: list = (),
+                   overwrite: bool = False) -> dict:
+    """Phase 1 for this rank's inputs (skipping finished ones), then phase 2 over them."""
+    out, started = Path(out), time.perf_counter()
+    if (out / "stats.json").exists() and not overwrite:
+        raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
+    inputs = [(s, "val") for s in list_input_files(list(val_sources))] + \
+             [(s, "train") for s in list_input_files(list(sources))]
+    described = ", ".join(map(str, sources))
+    if not any(group == "train" for _, group in inputs):
+        raise InputError(f"{described}: no readable input files (.txt .md .jsonl .parquet .arrow .xml.bz2 "
+                         ".warc.gz .wet.gz).")
+    if overwrite:
+        _clear(out, OUTPUTS + ("work",))
+    work = _manifest(out, inputs, config, overwrite)
+    mine = [i for i in range(len(inputs)) if i % config.world_size == config.rank]
+    done = finished_parts(work)
+    if done & set(mine):
+        print(f"lmforge: resuming: {len(done & set(mine))} of {len(mine)} inputs already done", file=sys.stderr)
+    _run_phase1(inputs, [i for i in mine if i not in done], config, work)
+    return _finalize([Part(work, i, inputs[i][1]) for i in mine], out, config, started, described)
+
+
+def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwrite: bool = False) -> dict:
+    """Phase 2 over the parts of several `--rank` outputs: the same result as one process on all inputs."""
+    out, started = Path(out), time.perf_counter()
+    if (out / "stats.json").exists() and not overwrite:
+        raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
+    manifests = [(Path(s), read_json(Path(s) / "work" / "manifest.json", "prepare manifest")) for s in shards]
+    first = manifests[0][1]
+    for shard, manifest in manifests[1:]:
+        if manifest["inputs"] != first["inputs"] or manifest["settings"] != first["settings"]:
+            raise InputError(f"{shard}/work/manifest.json: made from other inputs or settings than "
+                             f"{manifests[0][0]}; only shards of one job can be merged.")
+    owner = {}
+    for shard, _ in manifests:
+        for index in finished_parts(shard / "work"):
+            owner.setdefault(index, shard)
+    missing = [item["source"] for item in first["inputs"] if item["index"] not in owner]
+    if missing:
+        raise InputError(f"{len(missing)} inputs have no finished part in the given shards (first: {missing[0]}); "
+                         f"run the missing ranks of the {first['world_size']}-way job first.")
+    parts = [Part(owner[item["index"]] / "work", item["index"], item["group"]) for item in first["inputs"]]
+    config_used = PrepareConfig(**{k: v for k, v in first["settings"].items() if k != "minhash"},
+                                keep_rejected=config.keep_rejected)
+    if overwrite:
+        _clear(out, OUTPUTS)
+    out.mkdir(parents=True, exist_ok=True)
+    return _finalize(parts, out, config_used, started, ", ".join(map(str, shards)))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import gzip
 import json
 import sys
+import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,13 +43,23 @@ class ReadReport:
 @dataclass
 class ReadOptions:
     text_field: str = "text"
+    split: str = "train"
     skip_bad_records: bool = False
     report: ReadReport = field(default_factory=ReadReport)
 
 
+WIKI_SUFFIXES = (".xml", ".xml.bz2")
+WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz")
+ARROW_SUFFIXES = (".arrow",)
+ALL_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES + WIKI_SUFFIXES + WARC_SUFFIXES + ARROW_SUFFIXES
+HUB_PREFIX = "hf:"
+
+
 def _suffix_kind(path: Path) -> str | None:
     name = path.name.lower()
-    for kind, suffixes in (("jsonl", JSONL_SUFFIXES), ("parquet", PARQUET_SUFFIXES), ("text", TEXT_SUFFIXES)):
+    kinds = (("jsonl", JSONL_SUFFIXES), ("parquet", PARQUET_SUFFIXES), ("text", TEXT_SUFFIXES),
+             ("wiki", WIKI_SUFFIXES), ("warc", WARC_SUFFIXES), ("arrow", ARROW_SUFFIXES))
+    for kind, suffixes in kinds:
         if name.endswith(suffixes):
             return kind
     if name.endswith(".gz") and name[:-3].endswith(TEXT_SUFFIXES):
@@ -56,18 +67,27 @@ def _suffix_kind(path: Path) -> str | None:
     return None
 
 
-def list_input_files(paths: list[Path]) -> list[Path]:
-    """Expand files and folders into a sorted, de-duplicated list of readable files."""
-    files: list[Path] = []
+def source_kind(source) -> str | None:
+    """The reader a source needs: text, jsonl, parquet, wiki, warc, arrow or hub."""
+    return "hub" if str(source).startswith(HUB_PREFIX) else _suffix_kind(Path(source))
+
+
+def list_input_files(paths: list) -> list:
+    """Expand files and folders into a sorted, de-duplicated list of readable files (hub ids pass through)."""
+    files: list = []
     for path in paths:
+        if str(path).startswith(HUB_PREFIX):
+            files.append(str(path))
+            continue
+        path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: no such file or directory; check the path.")
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and _suffix_kind(p))
             files.extend(found)
         elif _suffix_kind(path) is None:
-            raise InputError(f"{path}: unsupported file type; expected one of "
-                             f"{', '.join(TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES)}.")
+            raise InputError(f"{path}: unsupported file type; expected one of {', '.join(ALL_SUFFIXES)} "
+                             "or hf:DATASET.")
         else:
             files.append(path)
     return list(dict.fromkeys(files))
@@ -172,21 +192,86 @@ def read_parquet_file(path: Path, options: ReadOptions) -> Iterator[Document]:
             row += 1
 
 
-READERS: dict[str, Callable[[Path, ReadOptions], Iterator[Document]]] = {
-    "text": read_text_file,
-    "jsonl": read_jsonl_file,
-    "parquet": read_parquet_file,
-}
+def read_arrow_file(path: Path, options: ReadOptions) -> Iterator[Document]:
+    """An Arrow IPC file as written by Hugging Face `datasets` (stream format) or pyarrow (file format)."""
+    import pyarrow as pa
 
-
-def read_file(path: Path, options: ReadOptions) -> Iterator[Document]:
-    """Dispatch on the file name; a truncated .gz keeps every record before the break."""
-    options.report.files += 1
     try:
-        yield from READERS[_suffix_kind(path)](path, options)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        _bad_file(path, "truncated_or_corrupt", f"{path}: truncated or corrupt compressed file ({error}); "
-                  "re-download it or pass --skip-bad-records to keep the records before the break.", options)
+        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+    except pa.ArrowInvalid:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    names = reader.schema.names
+    if options.text_field not in names:
+        raise InputError(f"{path}: no column {options.text_field!r} (found {names}); "
+                         "pass --text-field with the name of the text column.")
+    batches = reader if hasattr(reader, "__iter__") else (reader.get_batch(i) for i in range(reader.num_record_batches))
+    row = 0
+    for batch in batches:
+        for text in batch.column(names.index(options.text_field)).to_pylist():
+            if isinstance(text, str):
+                yield Document(text, f"{path.name}:{row}", str(path), {"row": row})
+            else:
+                options.report.count_bad("text_not_a_string")
+            row += 1
+
+
+def read_hub(source: str, options: ReadOptions) -> Iterator[Document]:
+    """`hf:NAME` or `hf:NAME:CONFIG`, streamed with `datasets` (needs the network)."""
+    name, _, config = source[len(HUB_PREFIX):].partition(":")
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise InputError(f"{source}: reading the Hugging Face hub needs `pip install 'lmforge[data]'`.") from None
+    try:
+        stream = iter(load_dataset(name, config or None, split=options.split, streaming=True))
+        first = next(stream, None)
+    except Exception as error:  # datasets raises many types when offline or when the id is wrong
+        raise InputError(f"{source}: cannot load from the Hugging Face hub ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:100] if str(error) else 'no network?'}); offline, download "
+                         "the dataset elsewhere and pass its local folder of Parquet/JSONL/Arrow files.") from None
+    row = 0
+    for record in _chain_first(first, stream):
+        if options.text_field not in record:
+            raise InputError(f"{source}: no field {options.text_field!r} (found {sorted(record)}); pass --text-field.")
+        yield Document(record[options.text_field], f"{name}:{row}", source, {"row": row})
+        row += 1
+
+
+def _chain_first(first, rest):
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _reader_for(source):
+    from lmforge.data.web import read_warc
+    from lmforge.data.wikipedia import read_wikipedia_dump
+
+    return {"text": read_text_file, "jsonl": read_jsonl_file, "parquet": read_parquet_file, "arrow": read_arrow_file,
+            "wiki": read_wikipedia_dump, "warc": read_warc, "hub": read_hub}[source_kind(source)]
+
+
+def read_file(path, options: ReadOptions) -> Iterator[Document]:
+    """Dispatch on the file name. A truncated or corrupt compressed file keeps every record before the
+    break and is reported with the count (it is only an error when nothing could be read)."""
+    options.report.files += 1
+    kept = 0
+    try:
+        for doc in _reader_for(path)(path if source_kind(path) == "hub" else Path(path), options):
+            kept += 1
+            yield doc
+    except (EOFError, zlib.error, gzip.BadGzipFile, ET.ParseError) as error:
+        options.report.skipped_files["truncated_or_corrupt"] = options.report.skipped_files.get(
+            "truncated_or_corrupt", 0) + 1
+        print(f"lmforge: warning: {path}: truncated or corrupt ({str(error)[:80]}); kept the {kept} complete "
+              "records before the break", file=sys.stderr)
+    except OSError as error:
+        if "Invalid data stream" not in str(error) and "compressed" not in str(error).lower():
+            raise
+        options.report.skipped_files["truncated_or_corrupt"] = options.report.skipped_files.get(
+            "truncated_or_corrupt", 0) + 1
+        print(f"lmforge: warning: {path}: corrupt compressed data; kept the {kept} records before it",
+              file=sys.stderr)
 
 
 def read_documents(files: list[Path], options: ReadOptions) -> Iterator[Document]:

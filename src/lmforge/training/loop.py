@@ -248,7 +248,7 @@ def train(setup: TrainSetup) -> dict:
             session_time += elapsed
             rate = tokens_per_step / elapsed
             mfu = flops_per_step / elapsed / peak if peak else None
-            bar.update(elapsed if time_budget else 1)
+            bar.update(min(elapsed, max(bar.total - bar.n, 0)) if time_budget else 1)
             postfix = {"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}",
                        "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
             bar.set_postfix(postfix, refresh=False)

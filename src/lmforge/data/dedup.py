@@ -1,0 +1,96 @@
+"""Phase 2 of prepare: global exact and near-duplicate removal over finished parts, then the split.
+
+Parts are visited in the global input order (validation sources first), and the representative of
+each duplicate cluster is its first document in that order. So the result depends only on the
+inputs, never on how they were sharded or which worker finished first: N shards merged give
+exactly what one process gives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.data.minhash import near_duplicate_clusters
+from lmforge.data.pipeline import hash_fraction
+from lmforge.data.work import part_name, read_part
+from lmforge.data.writers import DocumentWriter
+
+
+@dataclass
+class Part:
+    work: Path
+    index: int
+    group: str  # "train" (split by hash) or "val" (an explicit validation source)
+
+
+def _load(parts: list[Part], suffix: str, width: int | None = None) -> np.ndarray:
+    arrays = [np.load(p.work / f"{part_name(p.index)}.{suffix}.npy") for p in parts]
+    if not arrays:
+        return np.zeros((0,) if width is None else (0, width))
+    return np.concatenate(arrays) if width is None else np.concatenate([a.reshape(-1, width) for a in arrays])
+
+
+def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, dict]:
+    """Per kept-in-phase-1 document: '' to keep, else 'exact_duplicate' / 'near_duplicate'."""
+    keys = _load(parts, "keys")
+    decision = np.full(len(keys), "", dtype=object)
+    if config.dedup and len(keys):
+        _, first = np.unique(keys, return_index=True)
+        exact = np.ones(len(keys), dtype=bool)
+        exact[first] = False
+        decision[exact] = "exact_duplicate"
+    report = {"exact_removed": int((decision == "exact_duplicate").sum()), "near_removed": 0, "near_clusters": 0}
+    if config.near_dedup and len(keys):
+        survivors = np.flatnonzero(decision == "")
+        signatures = _load(parts, "minhash", config.minhash.num_perm)[survivors]
+        representative = near_duplicate_clusters(signatures, config.minhash)
+        removed = representative != np.arange(len(survivors))
+        decision[survivors[removed]] = "near_duplicate"
+        report["near_removed"] = int(removed.sum())
+        report["near_clusters"] = int(len(np.unique(representative[removed])))
+    return decision, report
+
+
+def write_final(parts: list[Part], decision: np.ndarray, config, out: Path) -> dict:
+    """Stream the parts in order; write kept documents to clean/{train,val}, duplicates to rejected/."""
+    counts = {"docs_out": {}, "bytes_out": {}, "dup_bytes": {}}
+    lengths = []
+    position = 0
+    rejects = DocumentWriter(out / "rejected", subdirs=True, stem="dedup") if config.keep_rejected else None
+    with DocumentWriter(out / "clean") as writer:
+        for part in parts:
+            for record in read_part(part.work, part.index):
+                verdict = decision[position]
+                position += 1
+                size = len(record["text"].encode("utf-8"))
+                if verdict:
+                    counts["dup_bytes"][verdict] = counts["dup_bytes"].get(verdict, 0) + size
+                    if rejects is not None:
+                        rejects.write(verdict, record)
+                    continue
+                split = "val" if part.group == "val" else (
+                    "val" if hash_fraction(record["text"]) < config.val_fraction else "train")
+                writer.write(split, record)
+                counts["docs_out"][split] = counts["docs_out"].get(split, 0) + 1
+                counts["bytes_out"][split] = counts["bytes_out"].get(split, 0) + size
+                lengths.append(len(record["text"].split()))
+    if rejects is not None:
+        rejects.close()
+    counts["lengths"] = np.array(lengths, dtype=np.int64)
+    return counts
+
+
+def collect_phase1_rejects(parts: list[Part], out: Path) -> None:
+    """Bring each part's rejected/<reason>/ files under out/rejected/ (hard links where possible)."""
+    for part in parts:
+        for path in (part.work / "rejected").glob(f"*/{part_name(part.index)}-*.jsonl.gz"):
+            target = out / "rejected" / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)

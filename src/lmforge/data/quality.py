@@ -1,0 +1,167 @@
+"""Quality filters with the published FineWeb / Gopher / C4 thresholds as defaults.
+
+Each filter returns None to keep a document, or the reason it was rejected (counted by the runner
+and used as the folder name under rejected/)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from lmforge.data.documents import Document
+from lmforge.data.stopwords import GOPHER_STOPWORDS
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_BULLET = re.compile(r"^\s*[\u2022\u2023\u25e6\u2043\u2219*\-–]\s")
+_TERMINAL = (".", "!", "?", '"', "'", "”", "’", "…")
+
+
+@dataclass
+class QualityConfig:
+    min_words: int = 50
+    """Gopher: keep documents with at least this many words."""
+    max_words: int = 100_000
+    """Gopher: and at most this many."""
+    min_mean_word_length: float = 3.0
+    """Gopher: mean word length (characters) at least this."""
+    max_mean_word_length: float = 10.0
+    """Gopher: and at most this."""
+    max_symbol_word_ratio: float = 0.1
+    """Gopher: at most this many '#' or '...' per word."""
+    max_bullet_lines_ratio: float = 0.9
+    """Gopher: at most this fraction of lines starting with a bullet."""
+    max_ellipsis_lines_ratio: float = 0.3
+    """Gopher: at most this fraction of lines ending with an ellipsis."""
+    max_non_alpha_words_ratio: float = 0.8
+    """Gopher: at least 1 - this fraction of words contain a letter (FineWeb's reading)."""
+    min_stop_words: int = 2
+    """Gopher: at least this many English stop words (the, be, to, of, and, that, have, with)."""
+    max_duplicate_line_fraction: float = 0.3
+    """Gopher repetition: duplicate lines as a fraction of lines."""
+    max_duplicate_paragraph_fraction: float = 0.3
+    """Gopher repetition: duplicate paragraphs as a fraction of paragraphs."""
+    max_duplicate_line_char_fraction: float = 0.2
+    """Gopher repetition: characters in duplicate lines as a fraction of all characters."""
+    max_duplicate_paragraph_char_fraction: float = 0.2
+    """Gopher repetition: characters in duplicate paragraphs as a fraction of all characters."""
+    c4_min_words_per_line: int = 3
+    """C4: lines with fewer words are removed."""
+    c4_min_sentences: int = 5
+    """C4: documents with fewer sentences are removed (0 disables)."""
+
+
+# Gopher: fraction of characters in the most common n-gram (n = 2..4) / in duplicated n-grams (n = 5..10)
+TOP_NGRAM_MAX = {2: 0.20, 3: 0.18, 4: 0.16}
+DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+
+def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
+    words = _WORD.findall(doc.text)
+    n = len(words)
+    if n < config.min_words:
+        return "gopher_short_document"
+    if n > config.max_words:
+        return "gopher_long_document"
+    mean_length = sum(len(w) for w in words) / n
+    if not config.min_mean_word_length <= mean_length <= config.max_mean_word_length:
+        return "gopher_mean_word_length"
+    symbols = doc.text.count("#") + doc.text.count("...") + doc.text.count("…")
+    if symbols / n > config.max_symbol_word_ratio:
+        return "gopher_symbol_word_ratio"
+    lines = [line for line in doc.text.split("\n") if line.strip()]
+    if lines and sum(bool(_BULLET.match(line)) for line in lines) / len(lines) > config.max_bullet_lines_ratio:
+        return "gopher_bullet_lines"
+    ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
+    if lines and ellipsis / len(lines) > config.max_ellipsis_lines_ratio:
+        return "gopher_ellipsis_lines"
+    tokens = doc.text.split()
+    if tokens and sum(not any(c.isalpha() for c in t) for t in tokens) / len(tokens) > config.max_non_alpha_words_ratio:
+        return "gopher_non_alpha_words"
+    if sum(w.lower() in GOPHER_STOPWORDS for w in words) < config.min_stop_words:
+        return "gopher_stop_words"
+    return None
+
+
+def _duplicate_fractions(parts: list[str]) -> tuple[float, float]:
+    """(fraction of parts that repeat an earlier one, fraction of characters in those repeats)."""
+    if not parts:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    dup_count = dup_chars = 0
+    for part in parts:
+        if part in seen:
+            dup_count += 1
+            dup_chars += len(part)
+        seen.add(part)
+    total_chars = sum(len(p) for p in parts) or 1
+    return dup_count / len(parts), dup_chars / total_chars
+
+
+def _top_ngram_fraction(words: list[str], n: int) -> float:
+    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    if not grams:
+        return 0.0
+    gram, count = grams.most_common(1)[0]
+    return count * sum(len(w) for w in gram) / max(sum(len(w) for w in words), 1)
+
+
+def _duplicated_ngram_fraction(words: list[str], n: int) -> float:
+    """Characters covered by n-grams that occur more than once (each word counted once)."""
+    counts = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    covered = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if counts[tuple(words[i:i + n])] > 1:
+            for j in range(i, i + n):
+                covered[j] = True
+    return sum(len(w) for w, c in zip(words, covered) if c) / max(sum(len(w) for w in words), 1)
+
+
+def gopher_repetition(doc: Document, config: QualityConfig) -> str | None:
+    lines = [line for line in doc.text.split("\n") if line.strip()]
+    paragraphs = [p for p in re.split(r"\n{2,}", doc.text) if p.strip()]
+    line_frac, line_chars = _duplicate_fractions(lines)
+    if line_frac > config.max_duplicate_line_fraction:
+        return "gopher_duplicate_lines"
+    para_frac, para_chars = _duplicate_fractions(paragraphs)
+    if para_frac > config.max_duplicate_paragraph_fraction:
+        return "gopher_duplicate_paragraphs"
+    if line_chars > config.max_duplicate_line_char_fraction:
+        return "gopher_duplicate_line_chars"
+    if para_chars > config.max_duplicate_paragraph_char_fraction:
+        return "gopher_duplicate_paragraph_chars"
+    words = _WORD.findall(doc.text.lower())
+    for n, limit in TOP_NGRAM_MAX.items():
+        if _top_ngram_fraction(words, n) > limit:
+            return f"gopher_top_{n}gram"
+    for n, limit in DUP_NGRAM_MAX.items():
+        if _duplicated_ngram_fraction(words, n) > limit:
+            return f"gopher_duplicated_{n}grams"
+    return None
+
+
+def c4_lines(doc: Document, config: QualityConfig) -> str | None:
+    """C4: drop documents with 'lorem ipsum' or a curly bracket (code), drop lines without
+    terminal punctuation, too few words or mentioning javascript; then require enough sentences."""
+    lowered = doc.text.lower()
+    if "lorem ipsum" in lowered:
+        return "c4_lorem_ipsum"
+    if "{" in doc.text:
+        return "c4_curly_bracket"
+    kept = []
+    for line in doc.text.split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            if kept and kept[-1] != "":
+                kept.append("")
+            continue
+        if not stripped.endswith(_TERMINAL) or stripped.endswith("..."):
+            continue
+        if len(stripped.split()) < config.c4_min_words_per_line or "javascript" in stripped.lower():
+            continue
+        kept.append(stripped)
+    text = "\n".join(kept).strip()
+    if config.c4_min_sentences and len(re.findall(r"[.!?]+(\s|$)", text)) < config.c4_min_sentences:
+        return "c4_too_few_sentences"
+    doc.text = text
+    return None

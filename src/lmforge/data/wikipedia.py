@@ -1,0 +1,117 @@
+"""MediaWiki XML dumps (.xml or .xml.bz2), streamed: articles only, wikitext rendered to plain text.
+
+Redirects, non-article namespaces and disambiguation pages are skipped (and counted); templates,
+references, tables, files and categories are dropped; section headings are kept as text lines.
+Memory stays flat: each <page> element is freed once read."""
+
+from __future__ import annotations
+
+import bz2
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+from lmforge.data.documents import Document
+
+SKIP_LINK_NAMESPACES = {"file", "image", "category", "media", "wikt", "wiktionary", "s", "commons"}
+SKIP_TAGS = {"ref", "references", "table", "gallery", "math", "chem", "score", "timeline", "imagemap",
+             "syntaxhighlight", "source", "templatedata", "graph", "mapframe", "maplink", "noinclude", "nowiki"}
+SKIP_SECTIONS = {"references", "external links", "see also", "further reading", "notes", "bibliography",
+                 "sources", "footnotes", "citations", "notes and references"}
+DISAMBIGUATION = re.compile(r"\{\{\s*(disambiguation|disambig|dab|hndis|geodis|set index article|surname|"
+                            r"given name)\b", re.IGNORECASE)
+_LIST_MARKER = re.compile(r"^[*#:;]+\s*", re.MULTILINE)
+_BLANKS = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+def _render(nodes) -> str:
+    import mwparserfromhell.nodes as n
+
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, n.Text):
+            out.append(str(node))
+        elif isinstance(node, n.Wikilink):
+            title = str(node.title).strip()
+            if ":" in title and title.split(":", 1)[0].strip().lower() in SKIP_LINK_NAMESPACES | {""}:
+                continue
+            out.append(_render(node.text.nodes) if node.text else title)
+        elif isinstance(node, n.ExternalLink):
+            out.append(_render(node.title.nodes) if node.title else "")
+        elif isinstance(node, n.Heading):
+            out.append("\n\n" + _render(node.title.nodes).strip() + "\n")
+        elif isinstance(node, n.Tag):
+            tag = str(node.tag).lower().strip()
+            if tag in SKIP_TAGS:
+                continue
+            if tag == "br":
+                out.append("\n")
+            elif node.contents is not None:
+                out.append(_render(node.contents.nodes))
+        elif isinstance(node, n.HTMLEntity):
+            out.append(node.normalize())
+        # templates, comments and template arguments carry no article prose
+    return "".join(out)
+
+
+def _drop_trailing_sections(text: str) -> str:
+    """Cut reference-like sections ('References', 'External links', ...) and everything after them."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip().lower() in SKIP_SECTIONS and (i == 0 or not lines[i - 1].strip()):
+            return "\n".join(lines[:i])
+    return text
+
+
+def wikitext_to_text(wikitext: str) -> str:
+    import mwparserfromhell
+
+    text = _render(mwparserfromhell.parse(wikitext).nodes)
+    text = _LIST_MARKER.sub("", text)
+    text = _drop_trailing_sections(text)
+    text = _SPACES.sub(" ", text)
+    lines = [line.strip() for line in text.split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _open(path: Path):
+    return bz2.open(path, "rb") if path.name.lower().endswith(".bz2") else open(path, "rb")
+
+
+def read_wikipedia_dump(path: Path, options) -> Iterator[Document]:
+    """Yield one Document per article; counts skips in `options.report.bad_records`."""
+    report = options.report
+    with _open(path) as handle:
+        context = ET.iterparse(handle, events=("start", "end"))
+        _, root = next(context)
+        for event, element in context:
+            if event != "end" or _local(element.tag) != "page":
+                continue
+            page = {_local(child.tag): child for child in element}
+            title = (page["title"].text or "") if "title" in page else ""
+            namespace = page["ns"].text if "ns" in page else "0"
+            revision = page.get("revision")
+            text_element = None if revision is None else next(
+                (c for c in revision if _local(c.tag) == "text"), None)
+            wikitext = (text_element.text or "") if text_element is not None else ""
+            page_id = page["id"].text if "id" in page else ""
+            root.clear()  # free everything read so far
+            if namespace != "0":
+                report.count_bad("wiki_non_article_namespace")
+            elif "redirect" in page or wikitext.lstrip().lower().startswith("#redirect"):
+                report.count_bad("wiki_redirect")
+            elif title.endswith("(disambiguation)") or DISAMBIGUATION.search(wikitext):
+                report.count_bad("wiki_disambiguation")
+            else:
+                try:
+                    text = wikitext_to_text(wikitext)
+                except Exception:  # mwparserfromhell gives up on some malformed markup
+                    report.count_bad("wiki_malformed_wikitext")
+                    continue
+                yield Document(text, f"{path.name}:{page_id}", str(path), {"title": title, "page_id": page_id})

@@ -1,0 +1,125 @@
+"""Phase 1 of prepare, one input at a time: read -> clean -> filter -> part file + dedup keys.
+
+Each input (file or hub dataset) becomes `work/part-<index>.jsonl.gz` with its kept documents, their
+exact-duplicate keys and MinHash signatures (`.keys.npy`, `.minhash.npy`), rejects under
+`work/rejected/<reason>/`, and `part-<index>.json` with its counts, written last: an input whose
+.json exists is finished, so a killed run resumes by skipping it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.data import cleaning, quality
+from lmforge.data.documents import Document
+from lmforge.data.minhash import MinHasher
+from lmforge.data.pipeline import StepCounts, exact_key, keep_if, map_step, reject_by, run_pipeline
+from lmforge.data.readers import ReadOptions, read_file, source_kind
+from lmforge.data.writers import DocumentWriter
+from lmforge.runs import write_json
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:06d}"
+
+
+def uses_web_filters(config, source) -> bool:
+    """Quality filters 'auto' means: on for web pages (WARC/WET), off for curated text."""
+    return config.quality_filters == "on" or (config.quality_filters == "auto" and source_kind(source) == "warc")
+
+
+def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None) -> list:
+    web = uses_web_filters(config, source)
+    steps = []
+    if config.fix_unicode or web:
+        steps.append(map_step(cleaning.fix_unicode))
+    steps += [map_step(cleaning.normalize_unicode), map_step(cleaning.clean_whitespace)]
+    if web:
+        steps.append(map_step(cleaning.remove_boilerplate_lines))
+    if pii is not None:
+        steps.append(map_step(pii))
+    for enabled, fn in ((config.lowercase, cleaning.lowercase), (config.strip_symbols, cleaning.strip_symbols),
+                        (config.remove_stopwords, cleaning.remove_stopwords)):
+        if enabled:
+            steps.append(map_step(fn))
+    steps.append(keep_if(cleaning.min_chars(max(config.min_chars, 1)), reason="too_short"))
+    steps.append(keep_if(lambda doc: len(doc.text) <= config.max_chars, reason="too_long"))
+    if config.lang or web:
+        steps.append(reject_by(_language_check(config, languages), "language"))
+    if web:
+        q = quality.QualityConfig()
+        steps += [reject_by(lambda d: quality.gopher_repetition(d, q), "gopher_repetition"),
+                  reject_by(lambda d: quality.gopher_quality(d, q), "gopher_quality"),
+                  reject_by(lambda d: quality.c4_lines(d, q), "c4")]
+    return steps
+
+
+def _language_check(config, languages: dict):
+    from lmforge.data.language import identify
+
+    def check(doc: Document) -> str | None:
+        lang, prob = identify(doc.text)
+        doc.meta["lang"], doc.meta["lang_score"] = lang, round(prob, 4)
+        languages[lang] = languages.get(lang, 0) + 1
+        if config.lang and (lang != config.lang or prob < config.lang_threshold):
+            return "language"
+        return None
+
+    return check
+
+
+def process_input(index: int, source, config, work: Path) -> dict:
+    """Run phase 1 for one input; returns (and writes) its counts."""
+    started = time.perf_counter()
+    name = part_name(index)
+    options = ReadOptions(text_field=config.text_field, split=config.hub_split,
+                          skip_bad_records=config.skip_bad_records)
+    languages: dict[str, int] = {}
+    pii = cleaning.PIIMasker() if config.mask_pii else None
+    steps = build_steps(config, source, languages, pii)
+    hasher = MinHasher(config.minhash) if config.near_dedup else None
+    keys, signatures = [], []
+    tmp = work / f".{name}.jsonl.gz.tmp"
+    rejects = DocumentWriter(work / "rejected", subdirs=True, stem=name) if config.keep_rejected else None
+    with gzip.GzipFile(tmp, "wb", compresslevel=3, mtime=0) as out:
+        def keep(doc: Document) -> None:
+            out.write(json.dumps(doc.to_record(), ensure_ascii=False).encode("utf-8") + b"\n")
+            keys.append(exact_key(doc.text))
+            if hasher is not None:
+                signatures.append(hasher.signature(doc.text))
+
+        def reject(reason: str, doc: Document) -> None:
+            if rejects is not None:
+                rejects.write(reason, doc)
+
+        counts = run_pipeline(read_file(source, options), steps, keep, reject, StepCounts())
+    if rejects is not None:
+        rejects.close()
+    np.save(work / f"{name}.keys.npy", np.array(keys, dtype=np.uint64))
+    if hasher is not None:
+        matrix = np.array(signatures, dtype=np.uint32).reshape(len(keys), config.minhash.num_perm)
+        np.save(work / f"{name}.minhash.npy", matrix)
+    os.replace(tmp, work / f"{name}.jsonl.gz")
+    result = {"index": index, "source": str(source), **asdict(counts), "files": options.report.files,
+              "skipped_files": options.report.skipped_files, "bad_records": options.report.bad_records,
+              "docs_with_invalid_utf8": options.report.docs_with_invalid_utf8, "languages": languages,
+              "pii_masked": pii.counts if pii else {}, "seconds": round(time.perf_counter() - started, 3)}
+    write_json(work / f"{name}.json", result)  # written last: marks the part as finished
+    return result
+
+
+def finished_parts(work: Path) -> set[int]:
+    return {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}
+
+
+def read_part(work: Path, index: int):
+    """Records of a finished part, in order."""
+    with gzip.open(work / f"{part_name(index)}.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
