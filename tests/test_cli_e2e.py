@@ -50,6 +50,9 @@ def test_quickstart_on_the_embedded_corpus(tmp_path, cli):
     assert (tmp_path / "qs" / "run" / "loss.png").exists()
 
 
-def test_quickstart_hub_source_without_datasets_or_network(tmp_path, cli):
+def test_quickstart_hub_source_without_network(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never contact the hub from a test
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     result = cli("quickstart", "--out", tmp_path / "qs", "--source", "hf:wikitext", "--max-time", "1")
     assert_input_error(result, "hf:wikitext")

@@ -42,34 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
 
 
-def hub_corpus(name: str, out_file: Path, text_field: str = "text", max_docs: int = 200_000) -> dict:
-    """Stream a Hugging Face hub dataset's train split into JSONL (needs `datasets` and network)."""
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise InputError(f"hf:{name}: reading from the Hugging Face hub needs `pip install datasets`; "
-                         "or pass --source with a local folder of text/JSONL/Parquet files.") from None
-    try:
-        stream = load_dataset(name, split="train", streaming=True)
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(out_file, "w", encoding="utf-8") as handle:
-            for i, record in enumerate(stream):
-                if i >= max_docs:
-                    break
-                handle.write(json.dumps({"text": record[text_field]}, ensure_ascii=False) + "\n")
-    except Exception as error:  # datasets raises many types for offline / missing datasets
-        raise InputError(f"hf:{name}: cannot load from the Hugging Face hub ({type(error).__name__}); "
-                         "without network, download it elsewhere and pass --source with the local files.") from None
-    return {"path": str(out_file)}
-
-
 def _sources(args) -> tuple[list[Path], str]:
     if args.source is None:
         info = write_embedded_corpus(args.out / "corpus" / "python-docs.jsonl.gz")
         return [Path(info["path"])], f"embedded Python documentation ({info['documents']:,} docs)"
-    if args.source.startswith("hf:"):
-        info = hub_corpus(args.source[3:], args.out / "corpus" / "hub.jsonl")
-        return [Path(info["path"])], args.source
+    if args.source.startswith("hf:"):  # streamed by the prepare stage's hub reader
+        return [args.source], args.source
     return [Path(args.source)], args.source
 
 

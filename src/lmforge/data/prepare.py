@@ -128,17 +128,19 @@ def _manifest(out: Path, inputs: list, config: PrepareConfig, overwrite: bool) -
 def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path) -> None:
     bar = tqdm(total=len(todo), desc="prepare", unit="input", file=sys.stderr, dynamic_ncols=True)
     jobs = [(i, inputs[i][0], config, work) for i in todo]
-    if config.workers == 1 or len(todo) <= 1:
-        for job in jobs:
-            result = process_input(*job)
-            bar.update(1)
-            bar.set_postfix(docs=result["docs_kept"], refresh=False)
-    else:
-        context = multiprocessing.get_context("spawn")  # no inherited torch/OpenMP state
-        with context.Pool(min(config.workers, len(todo))) as pool:
-            for _ in pool.imap_unordered(_process_job, jobs):
+    try:
+        if config.workers == 1 or len(todo) <= 1:
+            for job in jobs:
+                result = process_input(*job)
                 bar.update(1)
-    bar.close()
+                bar.set_postfix(docs=result["docs_kept"], refresh=False)
+        else:
+            context = multiprocessing.get_context("spawn")  # no inherited torch/OpenMP state
+            with context.Pool(min(config.workers, len(todo))) as pool:
+                for _ in pool.imap_unordered(_process_job, jobs):
+                    bar.update(1)
+    finally:
+        bar.close()
 
 
 def _process_job(job) -> dict:

@@ -1,0 +1,78 @@
+"""Cleaners, quality filters (hand-made documents that pass or fail one rule each) and language id."""
+
+from conftest import make_sentences
+from lmforge.data import cleaning, quality
+from lmforge.data.documents import Document
+from lmforge.data.language import identify
+
+Q = quality.QualityConfig()
+GOOD = ("The river runs through the valley and the village stands near the water. "
+        "People have lived there with their animals for a very long time. ") * 5  # repetitive but word-ok
+
+
+def doc(text):
+    return Document(text, "x", "test")
+
+
+PROSE = """The northern rivers run cold and clear through the old forests of the valley.
+Every spring the snow melts, and the water rises over the stones near the village.
+Farmers who have lived there for generations say that the floods were worse in their childhood.
+Engineers built a dam upstream in the last century, which changed the rhythm of the seasons.
+Today, visitors come to walk along the banks and to watch the birds that nest in the reeds.
+Nobody knows how long the quiet will last, but for now the valley is a calm and beautiful place."""
+
+
+def test_good_prose_passes_every_filter():
+    d = doc(PROSE)
+    assert quality.gopher_quality(d, Q) is None
+    assert quality.gopher_repetition(d, Q) is None
+    assert quality.c4_lines(d, Q) is None
+    assert d.text == PROSE
+
+
+def test_gopher_quality_rules():
+    assert quality.gopher_quality(doc("too few words here"), Q) == "gopher_short_document"
+    assert quality.gopher_quality(doc("a b c d e f g h " * 20), Q) == "gopher_mean_word_length"
+    assert quality.gopher_quality(doc("#tag word " * 40), Q) == "gopher_symbol_word_ratio"
+    bullets = "\n".join("• item with several words in it" for _ in range(30))
+    assert quality.gopher_quality(doc(bullets), Q) == "gopher_bullet_lines"
+    ellipsis = "\n".join("the story goes on and on with words..." for _ in range(30))
+    assert quality.gopher_quality(doc(ellipsis), Q) in ("gopher_ellipsis_lines", "gopher_symbol_word_ratio")
+    no_stop = " ".join(["quantum", "chromodynamics", "lattice", "simulation", "results"] * 12)
+    assert quality.gopher_quality(doc(no_stop), Q) == "gopher_stop_words"
+
+
+def test_gopher_repetition_rules():
+    assert quality.gopher_repetition(doc("same line here\n" * 10 + "other line"), Q) == "gopher_duplicate_lines"
+    spam = " ".join(["buy cheap watches now"] * 40)
+    assert quality.gopher_repetition(doc(spam), Q).startswith("gopher_")
+
+
+def test_c4_rules_drop_documents_and_lines():
+    assert quality.c4_lines(doc(GOOD + " lorem ipsum dolor."), Q) == "c4_lorem_ipsum"
+    assert quality.c4_lines(doc(GOOD + " function() { return 1; }"), Q) == "c4_curly_bracket"
+    d = doc("Menu\nPlease enable javascript to view this site.\n" + ".\n".join(
+        f"This is proper sentence number {i} of the text" for i in range(6)) + ".")
+    assert quality.c4_lines(d, Q) is None
+    assert "Menu" not in d.text and "javascript" not in d.text and d.text.count("proper sentence") == 6
+    assert quality.c4_lines(doc("One sentence only."), Q) == "c4_too_few_sentences"
+
+
+def test_cleaners():
+    assert cleaning.fix_unicode(doc("cafÃ© and â€œquotesâ€\x9d")).text == 'café and "quotes"'
+    boiler = doc("We use cookies. Accept all\nHome | News | Sports | About\nReal content stays here.")
+    assert cleaning.remove_boilerplate_lines(boiler).text == "Real content stays here."
+    masker = cleaning.PIIMasker()
+    masked = masker(doc("Mail bob.smith@example.com or call 555-123-4567, server 192.168.0.12 (not 999.1.1.1)."))
+    assert masked.text == "Mail <EMAIL> or call <PHONE>, server <IP> (not 999.1.1.1)."
+    assert masker.counts == {"email": 1, "ip_address": 1, "phone": 1}
+    classic = cleaning.remove_stopwords(cleaning.strip_symbols(cleaning.lowercase(doc("The Cat, and THE dog!"))))
+    assert classic.text == "cat dog"
+
+
+def test_language_identification():
+    import random
+
+    assert identify(make_sentences(random.Random(0), 5))[0] == "en"
+    lang, prob = identify("Това е българско изречение за времето днес и за града.")
+    assert lang == "bg" and prob > 0.9

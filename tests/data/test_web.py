@@ -1,0 +1,84 @@
+"""WARC/WET reader on a small WARC the test writes with warcio: good pages and every kind of bad one."""
+
+import io
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from lmforge.data.readers import ReadOptions, read_file
+from lmforge.data.web import decode_html
+
+PAGE = """<html><head><title>T</title></head><body>
+<nav><a href="/">Home</a> | <a href="/a">About</a> | <a href="/b">Blog</a></nav>
+<article><h1>Rivers of the north</h1>
+<p>The northern rivers run cold and clear through the old forests of the valley.</p>
+<p>Every spring the snow melts and the water rises over the stones near the village.</p>
+</article><footer>Copyright 2024. All rights reserved.</footer></body></html>"""
+
+
+def response(writer, url, body: bytes, status="200 OK", content_type="text/html; charset=utf-8", truncated=False):
+    http = StatusAndHeaders(status, [("Content-Type", content_type)], protocol="HTTP/1.1")
+    headers = {"WARC-Truncated": "length"} if truncated else None
+    record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
+                                       warc_headers_dict=headers)
+    writer.write_record(record)
+
+
+def write_warc(path, extra=None):
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        writer.write_record(writer.create_warcinfo_record("x.warc.gz", {"software": "test"}))
+        response(writer, "http://a.example/good", PAGE.encode())
+        response(writer, "http://a.example/missing", b"<html>gone</html>", status="404 Not Found")
+        response(writer, "http://a.example/img", b"\x89PNG....", content_type="image/png")
+        response(writer, "http://a.example/cut", PAGE.encode(), truncated=True)
+        response(writer, "http://a.example/empty", b"<html><body><script>x()</script></body></html>")
+        latin = PAGE.replace("northern", "nördliche").encode("latin-1")
+        response(writer, "http://a.example/latin", latin, content_type="text/html; charset=utf-8")  # wrong header
+        if extra:
+            extra(writer)
+
+
+def test_warc_reader_extracts_main_text_and_counts_skips(tmp_path):
+    path = tmp_path / "crawl.warc.gz"
+    write_warc(path)
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert [d.meta["url"] for d in docs] == ["http://a.example/good", "http://a.example/latin"]
+    good, latin = docs
+    assert "northern rivers run cold" in good.text and "Rivers of the north" in good.text
+    assert "nördliche rivers" in latin.text  # the wrong header charset was not trusted
+    assert options.report.bad_records == {"warc_not_200": 1, "warc_not_html": 1, "warc_truncated_record": 1,
+                                          "warc_no_text": 1}
+    assert good.meta["offset"] > 0
+
+
+def test_wet_conversion_records(tmp_path):
+    path = tmp_path / "crawl.warc.wet.gz"
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        record = writer.create_warc_record("http://b.example/", "conversion",
+                                           payload=io.BytesIO("Plain extracted text. Ünïcode.".encode()),
+                                           warc_content_type="text/plain")
+        writer.write_record(record)
+    docs = list(read_file(path, ReadOptions()))
+    assert [d.text for d in docs] == ["Plain extracted text. Ünïcode."]
+
+
+def test_bad_record_header_keeps_earlier_records(tmp_path, capsys):
+    path = tmp_path / "bad.warc"
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        response(writer, "http://a.example/good", PAGE.encode())
+    with open(path, "ab") as handle:
+        handle.write(b"GARBAGE/9.9 this is no WARC header\r\n\r\n" + b"x" * 100)
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert len(docs) == 1
+    assert options.report.bad_records.get("warc_bad_record") == 1
+    assert "unreadable WARC record" in capsys.readouterr().err
+
+
+def test_charset_detection_without_a_header():
+    assert decode_html("Grüße aus Köln".encode("cp1252"), "text/html") == "Grüße aus Köln"
+    assert decode_html(b"ok", "text/html; charset=no-such-charset") == "ok"

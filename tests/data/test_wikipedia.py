@@ -1,0 +1,83 @@
+"""MediaWiki dump reader on a small dump the test writes (articles, redirects, namespaces, truncation)."""
+
+import bz2
+
+from lmforge.data.readers import ReadOptions, read_file
+from lmforge.data.wikipedia import wikitext_to_text
+
+ARTICLE = """'''Anarchism''' is a [[political philosophy|philosophy]]<ref>{{cite web|url=x}}</ref> that {{Main|x}}
+advocates [[self-governance]].
+[[File:Flag.svg|thumb|A flag caption]]
+== History ==
+Early text with [http://example.com an external link] &amp; more.<!-- hidden -->
+{| class="wikitable"
+|-
+| table cell || other cell
+|}
+* a list item
+=== Sub section ===
+Final ''words''.
+== References ==
+{{reflist}}
+* Some reference
+[[Category:Political philosophies]]
+"""
+
+
+def page(title, ns, text, redirect=False, page_id=1):
+    redirect_tag = f'<redirect title="{title} target" />' if redirect else ""
+    return (f"<page><title>{title}</title><ns>{ns}</ns><id>{page_id}</id>{redirect_tag}"
+            f"<revision><id>9</id><text xml:space=\"preserve\">{text}</text></revision></page>")
+
+
+def escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_dump(path, pages, truncate=False):
+    xml = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><sitename>W</sitename>'
+           "</siteinfo>" + "".join(pages) + "</mediawiki>")
+    payload = bz2.compress(xml.encode())
+    path.write_bytes(payload[: int(len(payload) * 0.8)] if truncate else payload)
+
+
+def test_wikitext_to_text_keeps_prose_and_headings():
+    text = wikitext_to_text(ARTICLE)
+    assert text.startswith("Anarchism is a philosophy that")
+    assert "self-governance" in text and "History" in text.split("\n") and "Sub section" in text.split("\n")
+    assert "an external link & more." in text and "a list item" in text and "Final words." in text
+    for dropped in ("cite web", "Main", "Flag", "caption", "table cell", "Category", "hidden", "References",
+                    "Some reference", "{{", "[[", "<ref"):
+        assert dropped not in text, dropped
+
+
+def test_dump_reader_skips_redirects_namespaces_and_disambiguation(tmp_path):
+    path = tmp_path / "wiki.xml.bz2"
+    write_dump(path, [
+        page("Anarchism", 0, escape(ARTICLE), page_id=12),
+        page("Old name", 0, "#REDIRECT [[Anarchism]]", redirect=True),
+        page("Talk:Anarchism", 1, "talk page text"),
+        page("Mercury (disambiguation)", 0, "Mercury may refer to"),
+        page("Mercury", 0, escape("'''Mercury''' may be:\n* [[Mercury (planet)]]\n{{disambiguation}}")),
+        page("Broken", 0, escape("Text with [[unclosed link and {{unclosed template and '''bold")),
+    ])
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert [d.meta["title"] for d in docs] == ["Anarchism", "Broken"]
+    assert docs[0].meta["page_id"] == "12" and docs[0].id == "wiki.xml.bz2:12"
+    assert "Text with" in docs[1].text
+    assert options.report.bad_records == {"wiki_redirect": 1, "wiki_non_article_namespace": 1,
+                                          "wiki_disambiguation": 2}
+
+
+def test_truncated_dump_keeps_the_complete_pages(tmp_path, capsys):
+    path = tmp_path / "cut.xml.bz2"
+    pages = [page(f"Article {i}", 0, escape(f"Article number {i} has some prose. " * 50), page_id=i)
+             for i in range(2000)]  # > 900 kB of XML: several bz2 blocks, so a cut leaves whole blocks
+    write_dump(path, pages, truncate=True)
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert 0 < len(docs) < 2000
+    assert [d.meta["title"] for d in docs] == [f"Article {i}" for i in range(len(docs))]
+    assert options.report.skipped_files == {"truncated_or_corrupt": 1}
+    assert "truncated or corrupt" in capsys.readouterr().err
