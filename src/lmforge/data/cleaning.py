@@ -45,10 +45,15 @@ def dedup_key(text: str) -> str:
 
 
 def fix_unicode(doc: Document) -> Document:
-    """Repair mojibake and broken Unicode (ftfy), e.g. 'cafÃ©' -> 'café'."""
+    """Repair mojibake and broken Unicode (ftfy), e.g. 'cafÃ©' -> 'café'. ftfy is slow, so it only
+    runs on text that is not plain ASCII and that its own badness heuristic flags."""
+    if doc.text.isascii():
+        return doc
     import ftfy
+    from ftfy.badness import is_bad
 
-    doc.text = ftfy.fix_text(doc.text)
+    if is_bad(doc.text):
+        doc.text = ftfy.fix_text(doc.text)
     return doc
 
 

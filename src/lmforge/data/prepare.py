@@ -127,7 +127,8 @@ def _manifest(out: Path, inputs: list, config: PrepareConfig, overwrite: bool) -
 
 def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path) -> None:
     bar = tqdm(total=len(todo), desc="prepare", unit="input", file=sys.stderr, dynamic_ncols=True)
-    jobs = [(i, inputs[i][0], config, work) for i in todo]
+    # largest inputs first, so that workers finish together (longest-processing-time-first)
+    jobs = sorted(((i, inputs[i][0], config, work) for i in todo), key=lambda job: -_input_size(job[1]))
     try:
         if config.workers == 1 or len(todo) <= 1:
             for job in jobs:
@@ -141,6 +142,11 @@ def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path
                     bar.update(1)
     finally:
         bar.close()
+
+
+def _input_size(source) -> int:
+    path = Path(str(source))
+    return path.stat().st_size if path.is_file() else 0
 
 
 def _process_job(job) -> dict:

@@ -6,14 +6,16 @@ and used as the folder name under rejected/)."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 from lmforge.data.documents import Document
 from lmforge.data.stopwords import GOPHER_STOPWORDS
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BULLET = re.compile(r"^\s*[\u2022\u2023\u25e6\u2043\u2219*\-–]\s")
+_TOKEN_WITH_LETTER = re.compile(r"\S*[^\W\d_]\S*")
 _TERMINAL = (".", "!", "?", '"', "'", "”", "’", "…")
 
 
@@ -63,7 +65,7 @@ def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
         return "gopher_short_document"
     if n > config.max_words:
         return "gopher_long_document"
-    mean_length = sum(len(w) for w in words) / n
+    mean_length = sum(map(len, words)) / n
     if not config.min_mean_word_length <= mean_length <= config.max_mean_word_length:
         return "gopher_mean_word_length"
     symbols = doc.text.count("#") + doc.text.count("...") + doc.text.count("…")
@@ -75,67 +77,96 @@ def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
     ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
     if lines and ellipsis / len(lines) > config.max_ellipsis_lines_ratio:
         return "gopher_ellipsis_lines"
-    tokens = doc.text.split()
-    if tokens and sum(not any(c.isalpha() for c in t) for t in tokens) / len(tokens) > config.max_non_alpha_words_ratio:
+    tokens = len(doc.text.split())
+    with_letter = len(_TOKEN_WITH_LETTER.findall(doc.text))
+    if tokens and (tokens - with_letter) / tokens > config.max_non_alpha_words_ratio:
         return "gopher_non_alpha_words"
-    if sum(w.lower() in GOPHER_STOPWORDS for w in words) < config.min_stop_words:
+    if _count_stop_words(words, config.min_stop_words) < config.min_stop_words:
         return "gopher_stop_words"
     return None
 
 
-def _duplicate_fractions(parts: list[str]) -> tuple[float, float]:
-    """(fraction of parts that repeat an earlier one, fraction of characters in those repeats)."""
-    if not parts:
-        return 0.0, 0.0
+def _count_stop_words(words: list[str], enough: int) -> int:
+    found = 0
+    for word in words:
+        if word.lower() in GOPHER_STOPWORDS:
+            found += 1
+            if found >= enough:
+                break
+    return found
+
+
+def _duplicates(parts: list[str]) -> tuple[int, int]:
+    """(parts that repeat an earlier one, characters in those repeats)."""
     seen: set[str] = set()
-    dup_count = dup_chars = 0
+    count = chars = 0
     for part in parts:
         if part in seen:
-            dup_count += 1
-            dup_chars += len(part)
+            count += 1
+            chars += len(part)
         seen.add(part)
-    total_chars = sum(len(p) for p in parts) or 1
-    return dup_count / len(parts), dup_chars / total_chars
+    return count, chars
 
 
-def _top_ngram_fraction(words: list[str], n: int) -> float:
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    if not grams:
-        return 0.0
-    gram, count = grams.most_common(1)[0]
-    return count * sum(len(w) for w in gram) / max(sum(len(w) for w in words), 1)
+def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
+    """One uint64 key per n-gram of word ids (polynomial hash, wraps mod 2^64)."""
+    keys = ids[: len(ids) - n + 1].copy()
+    for k in range(1, n):
+        keys = keys * np.uint64(1_000_003) + ids[k: len(ids) - n + 1 + k]
+    return keys
 
 
-def _duplicated_ngram_fraction(words: list[str], n: int) -> float:
-    """Characters covered by n-grams that occur more than once (each word counted once)."""
-    counts = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    covered = [False] * len(words)
-    for i in range(len(words) - n + 1):
-        if counts[tuple(words[i:i + n])] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    return sum(len(w) for w, c in zip(words, covered) if c) / max(sum(len(w) for w in words), 1)
+def _window_sums(lengths: np.ndarray, n: int) -> np.ndarray:
+    cumulative = np.concatenate([[0], np.cumsum(lengths)])
+    return cumulative[n:] - cumulative[:-n]
+
+
+def _top_ngram_chars(keys: np.ndarray, gram_chars: np.ndarray) -> int:
+    """Characters covered by the most frequent n-gram, counting every occurrence."""
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    best = int(np.argmax(counts))
+    return int(counts[best] * gram_chars[first[best]])
+
+
+def _repeated_ngram_chars(keys: np.ndarray, gram_chars: np.ndarray, n: int) -> int:
+    """Characters of n-grams seen earlier in the text, scanning left to right and jumping past each
+    repeat (the non-overlapping count of Gopher as implemented in datatrove/FineWeb)."""
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    repeats = np.flatnonzero(first[inverse] < np.arange(len(keys)))
+    chars, next_free = 0, 0
+    for position in repeats.tolist():
+        if position >= next_free:
+            chars += int(gram_chars[position])
+            next_free = position + n
+    return chars
 
 
 def gopher_repetition(doc: Document, config: QualityConfig) -> str | None:
-    lines = [line for line in doc.text.split("\n") if line.strip()]
-    paragraphs = [p for p in re.split(r"\n{2,}", doc.text) if p.strip()]
-    line_frac, line_chars = _duplicate_fractions(lines)
-    if line_frac > config.max_duplicate_line_fraction:
-        return "gopher_duplicate_lines"
-    para_frac, para_chars = _duplicate_fractions(paragraphs)
-    if para_frac > config.max_duplicate_paragraph_fraction:
+    text = doc.text
+    size = max(len(text), 1)
+    paragraphs = re.split(r"\n{2,}", text.strip())
+    count, chars = _duplicates(paragraphs)
+    if count / len(paragraphs) > config.max_duplicate_paragraph_fraction:
         return "gopher_duplicate_paragraphs"
-    if line_chars > config.max_duplicate_line_char_fraction:
-        return "gopher_duplicate_line_chars"
-    if para_chars > config.max_duplicate_paragraph_char_fraction:
+    if chars / size > config.max_duplicate_paragraph_char_fraction:
         return "gopher_duplicate_paragraph_chars"
-    words = _WORD.findall(doc.text.lower())
+    lines = re.split(r"\n+", text)
+    count, chars = _duplicates(lines)
+    if count / len(lines) > config.max_duplicate_line_fraction:
+        return "gopher_duplicate_lines"
+    if chars / size > config.max_duplicate_line_char_fraction:
+        return "gopher_duplicate_line_chars"
+    words = _WORD.findall(text.lower())
+    vocabulary: dict[str, int] = {}
+    ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in words], dtype=np.uint64)
+    lengths = np.array([len(w) for w in words], dtype=np.int64)
     for n, limit in TOP_NGRAM_MAX.items():
-        if _top_ngram_fraction(words, n) > limit:
-            return f"gopher_top_{n}gram"
+        if len(words) >= n:
+            gram_chars = _window_sums(lengths, n) + (n - 1)  # joined with spaces
+            if _top_ngram_chars(_ngram_keys(ids, n), gram_chars) / size > limit:
+                return f"gopher_top_{n}gram"
     for n, limit in DUP_NGRAM_MAX.items():
-        if _duplicated_ngram_fraction(words, n) > limit:
+        if len(words) >= n and _repeated_ngram_chars(_ngram_keys(ids, n), _window_sums(lengths, n), n) / size > limit:
             return f"gopher_duplicated_{n}grams"
     return None
 

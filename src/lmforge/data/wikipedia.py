@@ -26,9 +26,39 @@ _BLANKS = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t]{2,}")
 
 
-def _render(nodes) -> str:
-    import mwparserfromhell.nodes as n
+_PRESTRIP = re.compile(r"<!--.*?-->|<ref[^>/]*/>|<ref[^>]*>.*?</ref>", re.DOTALL | re.IGNORECASE)
+_BRACES = re.compile(r"\{\{|\}\}|\{\||\|\}")
 
+
+def _strip_templates_and_tables(text: str) -> str:
+    """Remove {{templates}} and {| tables |}, nested, in one linear scan: they are most of the markup
+    and none of the prose, and removing them first makes the full parse several times faster."""
+    out, depth, start = [], 0, 0
+    for match in _BRACES.finditer(text):
+        token = match.group()
+        if token in ("{{", "{|"):
+            if depth == 0:
+                out.append(text[start:match.start()])
+            depth += 1
+        elif depth > 0:
+            depth -= 1
+            if depth == 0:
+                start = match.end()
+    if depth == 0:
+        out.append(text[start:])
+    return "".join(out)
+
+
+_NODES = None
+
+
+def _render(nodes) -> str:
+    global _NODES
+    if _NODES is None:
+        import mwparserfromhell.nodes
+
+        _NODES = mwparserfromhell.nodes
+    n = _NODES
     out: list[str] = []
     for node in nodes:
         if isinstance(node, n.Text):
@@ -68,7 +98,7 @@ def _drop_trailing_sections(text: str) -> str:
 def wikitext_to_text(wikitext: str) -> str:
     import mwparserfromhell
 
-    text = _render(mwparserfromhell.parse(wikitext).nodes)
+    text = _render(mwparserfromhell.parse(_strip_templates_and_tables(_PRESTRIP.sub("", wikitext))).nodes)
     text = _LIST_MARKER.sub("", text)
     text = _drop_trailing_sections(text)
     text = _SPACES.sub(" ", text)
