@@ -30,6 +30,7 @@ test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
+	$(PIP) -e '.[dev,bench,data,refbench]'
 	$(BIN)/python bench/run_all.py
 
 lint: $(VENV)/.installed-dev

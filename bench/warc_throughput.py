@@ -38,8 +38,8 @@ import json, resource, sys, time
 from pathlib import Path
 from lmforge.data.prepare import PrepareConfig, prepare_corpus
 start = time.perf_counter()
-stats = prepare_corpus([Path(sys.argv[1])], Path(sys.argv[2]), PrepareConfig(quality_filters="on", workers=int(sys.argv[3]),
-                       keep_rejected=False))
+config = PrepareConfig(quality_filters="on", workers=int(sys.argv[3]), keep_rejected=False)
+stats = prepare_corpus([Path(sys.argv[1])], Path(sys.argv[2]), config)
 print(json.dumps({"seconds": time.perf_counter() - start, "docs_out": sum(stats["docs_out"].values()),
                   "near_removed": stats["dedup"]["near_removed"], "exact_removed": stats["dedup"]["exact_removed"],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -71,7 +71,8 @@ tasks = len(list(src.glob("*.warc.gz")))
 cfg = MinhashConfig()
 extract = Trafilatura(favour_precision=True, timeout=10) if extractor == "trafilatura" else Resiliparse()
 def run(pipeline, n):
-    LocalPipelineExecutor(pipeline=pipeline, tasks=n, workers=min(workers, n), logging_dir=str(work / f"logs{time.time()}")).run()
+    logs = str(work / f"logs{time.time()}")
+    LocalPipelineExecutor(pipeline=pipeline, tasks=n, workers=min(workers, n), logging_dir=logs).run()
 start = time.perf_counter()
 run([WarcReader(str(src), glob_pattern="*.warc.gz"), extract, GopherRepetitionFilter(), GopherQualityFilter(),
      C4QualityFilter(filter_no_terminal_punct=False), JsonlWriter(str(work / "filtered")),
@@ -101,7 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         size = make_inputs(tmp / "in", args.copies)
-        big = make_inputs(tmp / "in10", args.copies * 10)
+        make_inputs(tmp / "in10", args.copies * 10)
         rows = {}
         for workers in (1, 2):
             result = timed(LMFORGE, tmp / "in", tmp / f"lm{workers}", workers)
