@@ -5,6 +5,7 @@ import io
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from conftest import assert_input_error
 from lmforge.data.readers import ReadOptions, read_file
 from lmforge.data.web import decode_html
 
@@ -82,3 +83,31 @@ def test_bad_record_header_keeps_earlier_records(tmp_path, capsys):
 def test_charset_detection_without_a_header():
     assert decode_html("Grüße aus Köln".encode("cp1252"), "text/html") == "Grüße aus Köln"
     assert decode_html(b"ok", "text/html; charset=no-such-charset") == "ok"
+
+
+def test_wrong_content_length_does_not_crash(tmp_path, cli):
+    path = tmp_path / "lying.warc"
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        response(writer, "http://a.example/good", PAGE.encode())
+        response(writer, "http://a.example/second", PAGE.replace("northern", "southern").encode())
+    raw = path.read_bytes()
+    second = raw.rfind(b"Content-Length: ")
+    end = raw.index(b"\r\n", second)
+    path.write_bytes(raw[:second] + b"Content-Length: 999999" + raw[end:])  # longer than the file
+    result = cli("prepare", path, "--out", tmp_path / "out", "--quality-filters", "off", "--min-chars", "10",
+                 "--json")
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    assert sum(result.json()["docs_out"].values()) >= 1
+
+
+def test_quality_thresholds_are_options(tmp_path, cli):
+    path = tmp_path / "crawl.warc.gz"
+    write_warc(path)
+    strict = cli("prepare", path, "--out", tmp_path / "strict", "--min-chars", "10")
+    # the pages have fewer than Gopher's 50 words: nothing is left, and the error says why
+    assert_input_error(strict, "empty corpus", "'gopher_short_document': 2")
+    relaxed = cli("prepare", path, "--out", tmp_path / "relaxed", "--min-chars", "10", "--quality.min-words", "5",
+                  "--quality.c4-min-sentences", "1", "--json")
+    assert relaxed.code == 0 and "gopher_short_document" not in relaxed.json()["rejected_docs"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lmforge.config import add_config_args, build_config, values_from_args
 from lmforge.data.prepare import PrepareConfig, merge_prepared, prepare_corpus
+from lmforge.data.quality import QualityConfig
 from lmforge.tokenization.training import KINDS
 
 
@@ -32,10 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab-size", type=int, default=8192, help="with --tokenizer: vocabulary size")
     parser.add_argument("--json", action="store_true", help="print the stats as one JSON object on stdout")
     add_config_args(parser, PrepareConfig)
+    add_config_args(parser, QualityConfig, prefix="quality.")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = build_config(PrepareConfig, values_from_args(args, PrepareConfig), source="command line")
+    quality = build_config(QualityConfig, values_from_args(args, QualityConfig, prefix="quality."),
+                           source="command line")
+    config = build_config(PrepareConfig, values_from_args(args, PrepareConfig), {"quality": quality},
+                          source="command line")
     if args.merge:
         stats = merge_prepared([Path(s) for s in args.sources], args.out, config, args.overwrite)
     else:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, write_final
 from lmforge.data.minhash import MinHashConfig
+from lmforge.data.quality import QualityConfig
 from lmforge.data.readers import list_input_files
 from lmforge.data.report import plot_lengths, summarize
 from lmforge.data.work import finished_parts, part_name, process_input
@@ -73,6 +74,7 @@ class PrepareConfig:
     world_size: int = 1
     """Number of shards the inputs are split into."""
     minhash: MinHashConfig = field(default_factory=MinHashConfig, metadata={"cli": False})
+    quality: QualityConfig = field(default_factory=QualityConfig, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         checks = [
@@ -223,7 +225,8 @@ def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwri
         raise InputError(f"{len(missing)} inputs have no finished part in the given shards (first: {missing[0]}); "
                          f"run the missing ranks of the {first['world_size']}-way job first.")
     parts = [Part(owner[item["index"]] / "work", item["index"], item["group"]) for item in first["inputs"]]
-    config_used = PrepareConfig(**{k: v for k, v in first["settings"].items() if k != "minhash"},
+    settings = {k: v for k, v in first["settings"].items() if k not in ("minhash", "quality")}
+    config_used = PrepareConfig(**settings, quality=QualityConfig(**first["settings"]["quality"]),
                                 keep_rejected=config.keep_rejected)
     if overwrite:
         _clear(out, OUTPUTS)

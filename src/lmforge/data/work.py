@@ -53,7 +53,7 @@ def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None)
     if config.lang or web:
         steps.append(reject_by(_language_check(config, languages), "language"))
     if web:
-        q = quality.QualityConfig()
+        q = config.quality
         steps += [reject_by(lambda d: quality.gopher_repetition(d, q), "gopher_repetition"),
                   reject_by(lambda d: quality.gopher_quality(d, q), "gopher_quality"),
                   reject_by(lambda d: quality.c4_lines(d, q), "c4")]
