@@ -37,6 +37,14 @@ class MinHashConfig:
             raise ValueError(f"--near-dup-threshold must be in (0, 1], got {self.threshold}")
 
 
+def ngram_keys(codes: np.ndarray, n: int) -> np.ndarray:
+    """One uint64 key per run of n consecutive codes: a polynomial combination (wraps mod 2^64)."""
+    keys = codes[: len(codes) - n + 1].copy()
+    for k in range(1, n):
+        keys = keys * np.uint64(1_000_003) + codes[k: len(codes) - n + 1 + k]
+    return keys
+
+
 class MinHasher:
     def __init__(self, config: MinHashConfig):
         self.config = config
@@ -50,10 +58,7 @@ class MinHasher:
         if len(words) < n:
             words = words + [""] * (n - len(words))  # short documents are one shingle
         codes = np.array([zlib.crc32(w.encode("utf-8")) for w in words], dtype=np.uint64)
-        grams = codes[: len(codes) - n + 1].copy()
-        for k in range(1, n):  # polynomial combination of the n word hashes (wraps mod 2^64)
-            grams = grams * np.uint64(1_000_003) + codes[k: len(codes) - n + 1 + k]
-        return np.unique(grams & _MAX32)
+        return np.unique(ngram_keys(codes, n) & _MAX32)
 
     def signature(self, text: str) -> np.ndarray:
         """(num_perm,) uint32: min over shingles of (a * x + b) mod p, per hash function."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmforge.data.documents import Document
+from lmforge.data.minhash import ngram_keys
 from lmforge.data.stopwords import GOPHER_STOPWORDS
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -108,14 +109,6 @@ def _duplicates(parts: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
-    """One uint64 key per n-gram of word ids (polynomial hash, wraps mod 2^64)."""
-    keys = ids[: len(ids) - n + 1].copy()
-    for k in range(1, n):
-        keys = keys * np.uint64(1_000_003) + ids[k: len(ids) - n + 1 + k]
-    return keys
-
-
 def _window_sums(lengths: np.ndarray, n: int) -> np.ndarray:
     cumulative = np.concatenate([[0], np.cumsum(lengths)])
     return cumulative[n:] - cumulative[:-n]
@@ -163,10 +156,10 @@ def gopher_repetition(doc: Document, config: QualityConfig) -> str | None:
     for n, limit in TOP_NGRAM_MAX.items():
         if len(words) >= n:
             gram_chars = _window_sums(lengths, n) + (n - 1)  # joined with spaces
-            if _top_ngram_chars(_ngram_keys(ids, n), gram_chars) / size > limit:
+            if _top_ngram_chars(ngram_keys(ids, n), gram_chars) / size > limit:
                 return f"gopher_top_{n}gram"
     for n, limit in DUP_NGRAM_MAX.items():
-        if len(words) >= n and _repeated_ngram_chars(_ngram_keys(ids, n), _window_sums(lengths, n), n) / size > limit:
+        if len(words) >= n and _repeated_ngram_chars(ngram_keys(ids, n), _window_sums(lengths, n), n) / size > limit:
             return f"gopher_duplicated_{n}grams"
     return None
 

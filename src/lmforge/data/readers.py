@@ -178,13 +178,22 @@ def read_parquet_file(path: Path, options: ReadOptions) -> Iterator[Document]:
         parquet = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises several types for damaged files
         raise InputError(f"{path}: not a readable Parquet file ({error}).") from None
-    names = parquet.schema_arrow.names
+    _check_column(path, parquet.schema_arrow.names, options)
+    batches = parquet.iter_batches(batch_size=1024, columns=[options.text_field])
+    yield from _column_documents(path, batches, options)
+
+
+def _check_column(path: Path, names: list[str], options: ReadOptions) -> None:
     if options.text_field not in names:
         raise InputError(f"{path}: no column {options.text_field!r} (found {names}); "
                          "pass --text-field with the name of the text column.")
+
+
+def _column_documents(path: Path, batches, options: ReadOptions) -> Iterator[Document]:
+    """One Document per row of the text column of Arrow record batches; non-strings are counted."""
     row = 0
-    for batch in parquet.iter_batches(batch_size=1024, columns=[options.text_field]):
-        for text in batch.column(0).to_pylist():
+    for batch in batches:
+        for text in batch.column(options.text_field).to_pylist():
             if isinstance(text, str):
                 yield Document(text, f"{path.name}:{row}", str(path), {"row": row})
             else:
@@ -200,19 +209,9 @@ def read_arrow_file(path: Path, options: ReadOptions) -> Iterator[Document]:
         reader = pa.ipc.open_stream(pa.memory_map(str(path)))
     except pa.ArrowInvalid:
         reader = pa.ipc.open_file(pa.memory_map(str(path)))
-    names = reader.schema.names
-    if options.text_field not in names:
-        raise InputError(f"{path}: no column {options.text_field!r} (found {names}); "
-                         "pass --text-field with the name of the text column.")
+    _check_column(path, reader.schema.names, options)
     batches = reader if hasattr(reader, "__iter__") else (reader.get_batch(i) for i in range(reader.num_record_batches))
-    row = 0
-    for batch in batches:
-        for text in batch.column(names.index(options.text_field)).to_pylist():
-            if isinstance(text, str):
-                yield Document(text, f"{path.name}:{row}", str(path), {"row": row})
-            else:
-                options.report.count_bad("text_not_a_string")
-            row += 1
+    yield from _column_documents(path, batches, options)
 
 
 def read_hub(source: str, options: ReadOptions) -> Iterator[Document]:
