@@ -111,13 +111,16 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, x: Tensor, start: int) -> Tensor:
-        """Rotate (B, H, T, hd) queries or keys that sit at positions start .. start+T-1."""
-        T = x.size(2)
-        cos, sin = self.cos[start:start + T].to(x.dtype), self.sin[start:start + T].to(x.dtype)
-        x1, x2 = x.chunk(2, dim=-1)
-        rotated = torch.cat([-x2, x1], dim=-1)
-        return x * cos + rotated * sin
+    def forward(self, start: int, T: int) -> tuple[Tensor, Tensor]:
+        """cos and sin of positions start .. start+T-1, shaped (T, 1, hd) to broadcast over heads."""
+        return self.cos[start:start + T, None], self.sin[start:start + T, None]
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate (B, T, heads, hd) queries/keys by their positions' angles."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
 class Attention(nn.Module):
@@ -129,16 +132,15 @@ class Attention(nn.Module):
         self.out = nn.Linear(config.d_model, config.d_model, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: Tensor, rope: RotaryEmbedding, layer: int, cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], layer: int, cache: KVCache | None) -> Tensor:
         B, T, _ = x.shape
-        q, k, v = self.qkv(x).split(
-            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim],
-            dim=-1)
-        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, hd)
-        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
-        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, hd)
+        H, H_kv = self.n_heads, self.n_kv_heads
+        qkv = self.qkv(x).view(B, T, H + 2 * H_kv, self.head_dim)        # (B, T, H + 2 H_kv, hd)
+        qk = apply_rope(qkv[:, :, :H + H_kv], *rope)                      # queries and keys rotated at once
+        q = qk[:, :, :H].transpose(1, 2)                                  # (B, H, T, hd)
+        k = qk[:, :, H:].transpose(1, 2)                                  # (B, H_kv, T, hd)
+        v = qkv[:, :, H + H_kv:].transpose(1, 2)                          # (B, H_kv, T, hd)
         start = cache.pos if cache is not None else 0
-        q, k = rope(q, start), rope(k, start)
         if cache is not None:
             k, v = cache.update(layer, k, v)                              # (B, H_kv, start+T, hd)
         mask, causal = None, start == 0 and T > 1
@@ -146,7 +148,7 @@ class Attention(nn.Module):
             mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0,
-                                           enable_gqa=self.n_kv_heads != self.n_heads)  # (B, H, T, hd)
+                                           enable_gqa=H_kv != H)           # (B, H, T, hd)
         return self.out(y.transpose(1, 2).reshape(B, T, -1))              # (B, T, d_model)
 
 
@@ -170,7 +172,7 @@ class Block(nn.Module):
         self.mlp = SwiGLU(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, rope: RotaryEmbedding, layer: int, cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], layer: int, cache: KVCache | None) -> Tensor:
         x = x + self.dropout(self.attn(self.attn_norm(x), rope, layer, cache))
         return x + self.dropout(self.mlp(self.mlp_norm(x)))
 
@@ -203,8 +205,9 @@ class GPT(nn.Module):
         if start + T > self.config.max_seq_len:
             raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         x = self.embed(tokens)                          # (B, T, d_model)
+        rope = self.rope(start, T)                      # cos, sin: (T, 1, head_dim)
         for layer, block in enumerate(self.blocks):
-            x = block(x, self.rope, layer, cache)
+            x = block(x, rope, layer, cache)
         if cache is not None:
             cache.pos += T
         return self.lm_head(self.norm(x))               # (B, T, vocab_size)
