@@ -90,3 +90,22 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / RUN_CONFIG).exists():
         raise InputError(f"{run_dir}: not a run directory (no {RUN_CONFIG}); pass the --out of `lmforge train`.")
     return read_toml(run_dir / RUN_CONFIG)
+
+
+def write_run_dir(out: Path, *, family: str, preset: str, model_config, train_config, shards: Path,
+                  tokenizer_sha256: str, tokenizer_file: Path) -> None:
+    """Create a run directory: the fully resolved config.toml and a copy of the tokenizer, before training.
+    Under torchrun only rank 0 writes."""
+    import shutil
+
+    from lmforge.config import to_toml
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_file, out / "tokenizer.json")
+    atomic_write_text(out / RUN_CONFIG, to_toml({
+        "run": {"model": family, "preset": preset, "format": "lmforge.run", "version": 1},
+        "model": model_config, "train": train_config,
+        "data": {"shards": str(Path(shards).resolve()), "tokenizer_sha256": tokenizer_sha256}}))

@@ -19,6 +19,7 @@ import numpy as np
 from lmforge.commands.eval import evaluate_run
 from lmforge.commands.tokenize import tokenize_dataset
 from lmforge.commands.tokenizer import train_tokenizer_on
+from lmforge.commands.train import write_run_dir_for
 from lmforge.data.embedded import write_embedded_corpus
 from lmforge.data.prepare import PrepareConfig, prepare_corpus
 from lmforge.data.shards import read_meta
@@ -87,15 +88,13 @@ def run_quickstart(args) -> dict:
 def _train_tiny(args, meta, run_dir: Path) -> dict:
     import torch
 
-    from lmforge.commands.train import _write_run_dir
-
     config_cls, model_cls, presets = MODELS["gpt"]
     if args.preset not in presets:
         raise InputError(f"--preset {args.preset!r}: unknown; choose one of {', '.join(presets)}.")
     model_config = config_cls(**{**presets[args.preset], "vocab_size": meta.vocab_size})
     train_config = TrainConfig(max_steps=100_000, max_time=args.max_time, batch_size=16, lr=3e-3,
                                warmup_steps=50, eval_every=250, checkpoint_every=1000, log_every=10)
-    _write_run_dir(run_dir, "gpt", args.preset, model_config, train_config, meta)
+    write_run_dir_for(run_dir, "gpt", args.preset, model_config, train_config, meta)
     torch.manual_seed(train_config.seed)
     setup = TrainSetup(run_dir=run_dir, model=model_cls(model_config), config=train_config,
                        train_tokens=meta.tokens("train"), val_tokens=meta.tokens("val"))

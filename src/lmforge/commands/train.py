@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,7 @@ from lmforge.config import add_config_args, build_config, read_toml, to_toml, va
 from lmforge.data.shards import check_shards_match, read_meta
 from lmforge.errors import InputError
 from lmforge.models import MODELS
-from lmforge.runs import RUN_CONFIG, atomic_write_text, read_run_config
+from lmforge.runs import RUN_CONFIG, atomic_write_text, read_run_config, write_run_dir
 from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
 from lmforge.training.loop import TrainConfig, TrainSetup, train
 
@@ -60,19 +59,15 @@ def start_run(args: argparse.Namespace) -> dict:
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
         raise InputError(f"{out}: already holds a run with checkpoints; pass --resume {out} to continue it "
                          "or choose another --out.")
-    _write_run_dir(out, args.model, args.preset, model_config, train_config, meta)
+    write_run_dir_for(out, args.model, args.preset, model_config, train_config, meta)
     return _train(out, model_cls, model_config, train_config, meta, resume=False)
 
 
-def _write_run_dir(out: Path, family: str, preset: str, model_config, train_config, meta) -> None:
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(meta.directory / FILENAME, out / FILENAME)
-    atomic_write_text(out / RUN_CONFIG, to_toml({
-        "run": {"model": family, "preset": preset, "format": "lmforge.run", "version": 1},
-        "model": model_config, "train": train_config,
-        "data": {"shards": str(meta.directory.resolve()), "tokenizer_sha256": meta.tokenizer_sha256}}))
+def write_run_dir_for(out: Path, family: str, preset: str, model_config, train_config, meta) -> None:
+    """The run directory of a run trained on the shards described by `meta`."""
+    write_run_dir(out, family=family, preset=preset, model_config=model_config, train_config=train_config,
+                  shards=meta.directory, tokenizer_sha256=meta.tokenizer_sha256,
+                  tokenizer_file=meta.directory / FILENAME)
 
 
 def resume_run(args: argparse.Namespace) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from lmforge.config import build_config
+from lmforge.errors import InputError
 from lmforge.models import MODELS
 from lmforge.runs import RUN_CONFIG, load_weights, read_run_config
 from lmforge.tokenization.tokenizer import Tokenizer
@@ -23,7 +24,6 @@ def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[torch.n
     load_weights(model, run_dir / "model.safetensors")
     tokenizer = Tokenizer(run_dir)
     if tokenizer.vocab_size > model_config.vocab_size:
-        from lmforge.errors import InputError
         raise InputError(f"{run_dir}/tokenizer.json: {tokenizer.vocab_size} tokens, more than the model's "
                          f"vocab_size {model_config.vocab_size}; the run directory was mixed up.")
     return model.to(device).eval(), tokenizer, config

@@ -116,7 +116,6 @@ class TrainSetup:
     val_tokens: np.ndarray | None
     resume: bool = False
     objective: str = "causal_lm"
-    extra_state: dict | None = None
 
 
 class TrainingDiverged(Exception):
@@ -158,9 +157,9 @@ def _evaluate(setup: TrainSetup, model, seq_len: int, info, device, autocast_dty
 def train(setup: TrainSetup) -> dict:
     """Run (or resume) training; return a summary. Checkpoints make any interruption recoverable."""
     config = setup.config
-    device = pick = distributed.pick_device(config.device)
-    info = distributed.init(pick)
-    device = distributed.local_device(pick, info)
+    preferred = distributed.pick_device(config.device)
+    info = distributed.init(preferred)
+    device = distributed.local_device(preferred, info)
     _set_threads(config, info)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
 
@@ -197,7 +196,7 @@ def train(setup: TrainSetup) -> dict:
                 optim_state["cuda_rng"] = torch.cuda.get_rng_state_all()
             save_checkpoint(setup.run_dir / "checkpoints", step, raw_model, optim_state,
                             {"step": step, "train_time": train_time, "seed": config.seed,
-                             "tokens": step * tokens_per_step, **(setup.extra_state or {})},
+                             "tokens": step * tokens_per_step},
                             config.keep_checkpoints)
             from lmforge.runs import save_weights
             save_weights(raw_model, setup.run_dir / "model.safetensors")
