@@ -89,6 +89,9 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(prepared
     assert one.keys() == two.keys() and len(one) == 8
     for step in one:
         assert two[step] == pytest.approx(one[step], rel=1e-4, abs=1e-4), step
+    # MFU counts the work of both ranks against the peak of both (it once reported 113%)
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < r["mfu"] < 1.0 for r in records if r.get("mfu"))
 
 
 def test_nan_steps_are_skipped_then_the_run_stops_with_a_good_checkpoint(prepared, cli, tmp_path, monkeypatch):

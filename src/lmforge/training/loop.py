@@ -181,7 +181,8 @@ def train(setup: TrainSetup) -> dict:
     metrics = MetricsLog(setup.run_dir, resume_step=step if setup.resume else None) if info.is_main else None
     tokens_per_step = config.batch_size * config.grad_accum * info.world_size * seq_len
     flops_per_step = raw_model.flops_per_token(seq_len) * tokens_per_step
-    peak = peak_flops(device)
+    peak = peak_flops(device)  # of one process; the step does the work of all ranks
+    peak = peak * info.world_size if peak else None
     # with a time budget the bar counts seconds (an honest ETA); otherwise it counts steps
     bar = tqdm(total=round(time_budget) if time_budget else config.max_steps,
                initial=round(train_time) if time_budget else step, unit="s" if time_budget else "step",
