@@ -85,7 +85,8 @@ def process_input(index: int, source, config, work: Path) -> dict:
     steps = build_steps(config, source, languages, pii)
     hasher = MinHasher(config.minhash) if config.near_dedup else None
     keys, signatures = [], []
-    tmp = work / f".{name}.jsonl.gz.tmp"
+    # temp names carry the pid: a worker orphaned by a killed run may still be writing its own
+    tmp = work / f".{name}.jsonl.gz.{os.getpid()}.tmp"
     rejects = DocumentWriter(work / "rejected", subdirs=True, stem=name) if config.keep_rejected else None
     with gzip.GzipFile(tmp, "wb", compresslevel=3, mtime=0) as out:
         def keep(doc: Document) -> None:
@@ -101,10 +102,10 @@ def process_input(index: int, source, config, work: Path) -> dict:
         counts = run_pipeline(read_file(source, options), steps, keep, reject, StepCounts())
     if rejects is not None:
         rejects.close()
-    np.save(work / f"{name}.keys.npy", np.array(keys, dtype=np.uint64))
+    _save_array(work / f"{name}.keys.npy", np.array(keys, dtype=np.uint64))
     if hasher is not None:
         matrix = np.array(signatures, dtype=np.uint32).reshape(len(keys), config.minhash.num_perm)
-        np.save(work / f"{name}.minhash.npy", matrix)
+        _save_array(work / f"{name}.minhash.npy", matrix)
     os.replace(tmp, work / f"{name}.jsonl.gz")
     result = {"index": index, "source": str(source), **asdict(counts), "files": options.report.files,
               "skipped_files": options.report.skipped_files, "bad_records": options.report.bad_records,
@@ -112,6 +113,13 @@ def process_input(index: int, source, config, work: Path) -> dict:
               "pii_masked": pii.counts if pii else {}, "seconds": round(time.perf_counter() - started, 3)}
     write_json(work / f"{name}.json", result)  # written last: marks the part as finished
     return result
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
 
 
 def finished_parts(work: Path) -> set[int]:

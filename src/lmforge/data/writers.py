@@ -30,7 +30,7 @@ class DocumentWriter:
         folder = self.directory / name if self.subdirs else self.directory
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{self.stem if self.subdirs else name}-{index:05d}.jsonl.gz"
-        return final, final.with_name("." + final.name + ".tmp")
+        return final, final.with_name(f".{final.name}.{os.getpid()}.tmp")
 
     def write(self, name: str, doc: Document | dict) -> None:
         if name not in self._open:
