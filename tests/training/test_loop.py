@@ -186,3 +186,20 @@ def test_golden_loss_curve_of_a_tiny_seeded_gpt(prepared, cli, tmp_path):
     curve = losses(tmp_path / "run")
     for step, expected in GOLDEN.items():
         assert curve[step] == pytest.approx(expected, abs=2e-3), step
+
+
+def test_a_val_split_shorter_than_one_window_is_not_reported_as_zero_loss(tmp_path, capsys):
+    import numpy as np
+
+    from lmforge.models.gpt import GPT, GPTConfig
+    from lmforge.training.loop import TrainConfig, TrainSetup, train
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, max_seq_len=16, n_layers=1, n_heads=2, d_model=16))
+    tokens = np.random.default_rng(0).integers(0, 50, 2000).astype(np.uint16)
+    setup = TrainSetup(run_dir=tmp_path / "run", model=model, train_tokens=tokens, val_tokens=tokens[:10],
+                       config=TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, threads=1))
+    (tmp_path / "run").mkdir()
+    summary = train(setup)
+    assert summary["steps"] == 3 and summary["val_loss"] is None
+    assert "training without validation" in capsys.readouterr().err

@@ -93,7 +93,7 @@ def _train_tiny(args, meta, run_dir: Path) -> dict:
         raise InputError(f"--preset {args.preset!r}: unknown; choose one of {', '.join(presets)}.")
     model_config = config_cls(**{**presets[args.preset], "vocab_size": meta.vocab_size})
     train_config = TrainConfig(max_steps=100_000, max_time=args.max_time, batch_size=16, lr=3e-3,
-                               warmup_steps=50, eval_every=250, checkpoint_every=1000, log_every=10)
+                               warmup_steps=50, eval_every=100, checkpoint_every=1000, log_every=10)
     write_run_dir_for(run_dir, "gpt", args.preset, model_config, train_config, meta)
     torch.manual_seed(train_config.seed)
     setup = TrainSetup(run_dir=run_dir, model=model_cls(model_config), config=train_config,

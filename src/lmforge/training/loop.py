@@ -168,6 +168,11 @@ def train(setup: TrainSetup) -> dict:
     if seq_len > raw_model.config.max_seq_len:
         raise InputError(f"--seq-len {seq_len} is longer than the model's max_seq_len "
                          f"{raw_model.config.max_seq_len}; lower it or raise --model.max-seq-len.")
+    if setup.val_tokens is not None and len(setup.val_tokens) < seq_len + 2:
+        if info.is_main:
+            print(f"lmforge: warning: the val split has {len(setup.val_tokens)} tokens, fewer than one window of "
+                  f"{seq_len + 1}; training without validation", file=sys.stderr)
+        setup.val_tokens = None
     optimizers = build_optimizers(raw_model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(config.beta1, config.beta2), muon_lr=config.muon_lr, device=device)
     state = _restore(setup, raw_model, optimizers) if setup.resume else {}
@@ -186,7 +191,9 @@ def train(setup: TrainSetup) -> dict:
     # with a time budget the bar counts seconds (an honest ETA); otherwise it counts steps
     bar = tqdm(total=round(time_budget) if time_budget else config.max_steps,
                initial=round(train_time) if time_budget else step, unit="s" if time_budget else "step",
-               disable=not info.is_main, file=sys.stderr, dynamic_ncols=True, desc="train", mininterval=1.0)
+               disable=not info.is_main, file=sys.stderr, dynamic_ncols=True, desc="train", mininterval=1.0,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}<{remaining}{postfix}]" if time_budget
+               else None)
     nan_streak, last_loss, val_loss, rate = 0, float("nan"), None, 0.0
     first_step, session_time = step, 0.0
 
