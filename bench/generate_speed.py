@@ -12,6 +12,7 @@ import torch
 from common import hf_llama, machine, ours
 
 from lmforge.inference.generate import generate
+from lmforge.inference.quantize import quantize_int8
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.models.gpt import PRESETS, GPTConfig
 
@@ -38,8 +39,14 @@ def main() -> None:
                 reference.generate(torch.tensor([prompt]), max_new_tokens=args.new_tokens,
                                    min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0)
 
+        int8 = quantize_int8(ours(config).eval())
+
+        def run_int8(int8=int8, greedy=greedy):
+            generate(int8, prompt, max_new_tokens=args.new_tokens, sampling=greedy, seed=0, eos_id=None,
+                     decode=lambda ids: "")
+
         rates = {}
-        for name, fn in (("lmforge", run_ours), ("hf_generate", run_hf)):
+        for name, fn in (("lmforge", run_ours), ("hf_generate", run_hf), ("lmforge_int8", run_int8)):
             fn()  # warm-up
             start = time.perf_counter()
             for _ in range(args.repeats):
@@ -47,7 +54,9 @@ def main() -> None:
             rates[name] = args.new_tokens * args.repeats / (time.perf_counter() - start)
         print(json.dumps({"preset": preset, "new_tokens": args.new_tokens, "lmforge_tok_s": round(rates["lmforge"]),
                           "hf_generate_tok_s": round(rates["hf_generate"]),
-                          "ratio": round(rates["lmforge"] / rates["hf_generate"], 2)}))
+                          "ratio": round(rates["lmforge"] / rates["hf_generate"], 2),
+                          "lmforge_int8_tok_s": round(rates["lmforge_int8"]),
+                          "int8_ratio": round(rates["lmforge_int8"] / rates["hf_generate"], 2)}))
 
 
 if __name__ == "__main__":

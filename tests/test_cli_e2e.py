@@ -34,6 +34,8 @@ def test_full_pipeline(tmp_path, cli):
     again = cli("generate", "--run", tmp_path / "run", "--prompts-file", tmp_path / "prompts.txt",
                 "--max-new-tokens", "10", "--seed", "1", "--json")
     assert again.json() == batch.json()
+    int8 = cli("generate", "--run", tmp_path / "run", "--prompt", "The", "--max-new-tokens", "10", "--int8", "--json")
+    assert int8.code == 0 and int8.json()["generations"][0]["tokens"] > 0
 
     assert_input_error(cli("generate", "--run", tmp_path / "run", "--top-p", "2"), "--top-p")
     assert_input_error(cli("eval", "--run", tmp_path / "missing"), "not a run directory")

@@ -75,3 +75,19 @@ def test_stop_string_and_eos():
     ended = generate(model, [3], max_new_tokens=15, sampling=SamplingConfig(temperature=0), seed=0, eos_id=eos,
                      decode=decode)
     assert ended.stop_reason == "eos" and ended.token_ids == full.token_ids[:full.token_ids.index(eos)]
+
+
+def test_int8_weights_stay_close_to_fp32():
+    from lmforge.inference.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, max_seq_len=32, n_layers=2, n_heads=2, d_model=64)).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(10)
+    tokens = torch.randint(0, 64, (2, 20))
+    with torch.no_grad():
+        full = model(tokens)
+        quantized = quantize_int8(model)(tokens)
+    assert isinstance(quantize_int8(model).lm_head, torch.ao.nn.quantized.dynamic.Linear)
+    assert torch.corrcoef(torch.stack([full.flatten(), quantized.flatten()]))[0, 1] > 0.99
+    assert (full.argmax(-1) == quantized.argmax(-1)).float().mean() > 0.9

@@ -15,6 +15,7 @@ from lmforge.config import add_config_args, build_config, values_from_args
 from lmforge.errors import InputError
 from lmforge.inference.generate import generate
 from lmforge.inference.loading import load_run
+from lmforge.inference.quantize import quantize_int8
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.training.distributed import pick_device
 
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--int8", action="store_true",
+                        help="int8 weights for CPU decoding (3-4x faster for larger models, slightly different text)")
     parser.add_argument("--json", action="store_true", help="print results as one JSON object, no streaming")
     add_config_args(parser, SamplingConfig)
 
@@ -47,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_new_tokens <= 0:
         raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}.")
     model, tokenizer, _ = load_run(args.run, pick_device(args.device))
+    if args.int8:
+        model = quantize_int8(model)
     results = []
     for prompt in _prompts(args):
         def stream(text: str) -> None:
