@@ -203,3 +203,19 @@ def test_a_val_split_shorter_than_one_window_is_not_reported_as_zero_loss(tmp_pa
     summary = train(setup)
     assert summary["steps"] == 3 and summary["val_loss"] is None
     assert "training without validation" in capsys.readouterr().err
+
+
+def test_a_nan_on_the_last_step_still_ends_with_a_checkpoint(prepared, cli, tmp_path, monkeypatch):
+    real = loop_module.OBJECTIVES["causal_lm"]
+    calls = {"n": 0}
+
+    def last_one_nan(model, tokens, targets):
+        calls["n"] += 1
+        loss = real(model, tokens, targets)
+        return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setitem(loop_module.OBJECTIVES, "causal_lm", last_one_nan)
+    result = cli(*train_args(prepared, tmp_path / "run", "--max-steps", "6", "--checkpoint-every", "100"))
+    assert result.code == 0, result.err
+    assert "step 5: non-finite loss" in result.err
+    assert (tmp_path / "run" / "checkpoints" / "step_00000006" / "state.json").exists()

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from lmforge.errors import InputError
 from lmforge.evaluation.perplexity import NLLSums, nll_sums
+from lmforge.runs import load_weights, save_weights
 from lmforge.training import distributed
 from lmforge.training.batches import WindowSampler, eval_windows
 from lmforge.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -129,8 +130,6 @@ def _set_threads(config: TrainConfig, info: distributed.DistInfo) -> None:
 
 def _restore(setup: TrainSetup, model, optimizers) -> dict:
     """Load the newest checkpoint into model and optimizers; return its state.json."""
-    from lmforge.runs import load_weights
-
     path = latest_checkpoint(setup.run_dir / "checkpoints")
     if path is None:
         raise InputError(f"{setup.run_dir}: no checkpoint to resume from (checkpoints/ is empty); "
@@ -167,7 +166,7 @@ def train(setup: TrainSetup) -> dict:
     seq_len = config.seq_len or raw_model.config.max_seq_len
     if seq_len > raw_model.config.max_seq_len:
         raise InputError(f"--seq-len {seq_len} is longer than the model's max_seq_len "
-                         f"{raw_model.config.max_seq_len}; lower it or raise --model.max-seq-len.")
+                         f"{raw_model.config.max_seq_len}; lower it or raise --max-seq-len.")
     if setup.val_tokens is not None and len(setup.val_tokens) < seq_len + 2:
         if info.is_main:
             print(f"lmforge: warning: the val split has {len(setup.val_tokens)} tokens, fewer than one window of "
@@ -206,7 +205,6 @@ def train(setup: TrainSetup) -> dict:
                             {"step": step, "train_time": train_time, "seed": config.seed,
                              "tokens": step * tokens_per_step},
                             config.keep_checkpoints)
-            from lmforge.runs import save_weights
             save_weights(raw_model, setup.run_dir / "model.safetensors")
         distributed.barrier(info)
 
@@ -234,7 +232,6 @@ def train(setup: TrainSetup) -> dict:
             grad_norm = (torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip).item()
                          if config.grad_clip > 0 else 0.0)
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-                optimizers.zero_grad()
                 nan_streak += 1
                 if info.is_main:
                     tqdm.write(f"lmforge: warning: step {step}: non-finite loss/gradient ({loss_value}); "
@@ -244,12 +241,11 @@ def train(setup: TrainSetup) -> dict:
                     raise TrainingDiverged(f"training diverged: {nan_streak} consecutive non-finite steps at step "
                                            f"{step}; last good checkpoint: {last or 'none'}. Lower --lr "
                                            "or raise --warmup-steps, then --resume.")
-                step += 1  # the batch of a skipped step is skipped too, so a resume replays the same data
-                continue
-            optimizers.step()
+            else:
+                optimizers.step()
+                nan_streak, last_loss = 0, loss_value
             optimizers.zero_grad()
-            nan_streak, last_loss = 0, loss_value
-            step += 1
+            step += 1  # a skipped step skips its batch too, so a resume replays the same data
             elapsed = time.perf_counter() - started
             train_time += elapsed
             session_time += elapsed
@@ -259,7 +255,7 @@ def train(setup: TrainSetup) -> dict:
             postfix = {"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}",
                        "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
             bar.set_postfix(postfix, refresh=False)
-            if metrics and (step % config.log_every == 0 or step == 1):
+            if metrics and nan_streak == 0 and (step % config.log_every == 0 or step == 1):
                 metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],
                                "grad_norm": grad_norm, "tokens": step * tokens_per_step,
                                "tokens_per_s": rate, "mfu": mfu, "train_time": train_time})
