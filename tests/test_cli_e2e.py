@@ -10,6 +10,7 @@ def test_full_pipeline(tmp_path, cli):
     prepared = cli("prepare", corpus, "--out", tmp_path / "data", "--val-fraction", "0.1", "--tokenizer", "bpe",
                    "--vocab-size", "300", "--json")
     assert prepared.code == 0, prepared.err
+    assert prepared.out.count("\n") == 1  # exactly one JSON object on stdout, nothing else
     shards = tmp_path / "data" / "tokens" / "bpe300"
     assert prepared.json()["tokens"]["splits"]["train"]["tokens"] > 1000
     trained = cli("train", "--data", shards, "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
