@@ -199,7 +199,9 @@ class GPT(nn.Module):
             scale = 1 / math.sqrt(2 * self.config.n_layers) if name.endswith(("attn.out.weight", "down.weight")) else 1
             nn.init.normal_(param, mean=0.0, std=std * scale)
 
-    def forward(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, cache: KVCache | None = None, return_hidden: bool = False) -> Tensor:
+        """Logits (B, T, vocab_size); or, with return_hidden, the final normed states (B, T, d_model)
+        that lm_head maps to logits (so a loss can fuse the head and never hold all logits)."""
         T = tokens.size(1)
         start = cache.pos if cache is not None else 0
         if start + T > self.config.max_seq_len:
@@ -210,7 +212,8 @@ class GPT(nn.Module):
             x = block(x, rope, layer, cache)
         if cache is not None:
             cache.pos += T
-        return self.lm_head(self.norm(x))               # (B, T, vocab_size)
+        x = self.norm(x)                                # (B, T, d_model)
+        return x if return_hidden else self.lm_head(x)  # (B, T, vocab_size)
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())
