@@ -25,6 +25,9 @@ from lmforge.errors import InputError
 from lmforge.runs import read_json, write_json
 
 PREPARE_FORMAT_VERSION = 2
+# fork starts workers with the parent's imports and loaded models (py3langid, resiliparse) already
+# in memory; prepare runs no torch ops, so no OpenMP pool exists to be broken by forking
+START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 OUTPUTS = ("clean", "rejected", "stats.json", "lengths.png")
 
 
@@ -138,7 +141,7 @@ def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path
                 bar.update(1)
                 bar.set_postfix(docs=result["docs_kept"], refresh=False)
         else:
-            context = multiprocessing.get_context("spawn")  # no inherited torch/OpenMP state
+            context = multiprocessing.get_context(START_METHOD)
             with context.Pool(min(config.workers, len(todo))) as pool:
                 for _ in pool.imap_unordered(_process_job, jobs):
                     bar.update(1)
