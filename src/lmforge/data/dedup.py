@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, dict]:
 def write_final(parts: list[Part], decision: np.ndarray, config, out: Path) -> dict:
     """Stream the parts in order; write kept documents to clean/{train,val}, duplicates to rejected/."""
     counts = {"docs_out": {}, "bytes_out": {}, "dup_bytes": {}}
-    lengths = []
+    lengths = array("q")  # 8 bytes per document, for the histogram
     position = 0
     rejects = DocumentWriter(out / "rejected", subdirs=True, stem="dedup") if config.keep_rejected else None
     with DocumentWriter(out / "clean") as writer:
