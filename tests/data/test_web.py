@@ -66,6 +66,27 @@ def test_wet_conversion_records(tmp_path):
     assert [d.text for d in docs] == ["Plain extracted text. Ünïcode."]
 
 
+def test_bad_record_in_the_middle_costs_only_itself(tmp_path, capsys):
+    import gzip
+
+    path = tmp_path / "middle.warc.gz"
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        response(writer, "http://a.example/first", PAGE.encode())
+    bad_offset = path.stat().st_size
+    with open(path, "ab") as handle:  # one corrupt gzip member, as in a damaged crawl file
+        handle.write(gzip.compress(b"GARBAGE/9.9 not a WARC header\r\n\r\n" + b"x" * 50))
+    with open(path, "ab") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        response(writer, "http://a.example/third", PAGE.replace("northern", "eastern").encode())
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert [d.meta["url"] for d in docs] == ["http://a.example/first", "http://a.example/third"]
+    assert options.report.bad_records.get("warc_bad_record") == 1  # (warcio may also see a non-200 in it)
+    assert f"unreadable WARC record at byte {bad_offset}" in capsys.readouterr().err
+    assert docs[1].meta["offset"] > docs[0].meta["offset"]
+
+
 def test_bad_record_header_keeps_earlier_records(tmp_path, capsys):
     path = tmp_path / "bad.warc"
     with open(path, "wb") as handle:
@@ -77,7 +98,7 @@ def test_bad_record_header_keeps_earlier_records(tmp_path, capsys):
     docs = list(read_file(path, options))
     assert len(docs) == 1
     assert options.report.bad_records.get("warc_bad_record") == 1
-    assert "unreadable WARC record" in capsys.readouterr().err
+    assert "skipped the rest of the file" in capsys.readouterr().err  # a plain WARC cannot resync
 
 
 def test_charset_detection_without_a_header():
@@ -111,3 +132,15 @@ def test_quality_thresholds_are_options(tmp_path, cli):
     relaxed = cli("prepare", path, "--out", tmp_path / "relaxed", "--min-chars", "10", "--quality.min-words", "5",
                   "--quality.c4-min-sentences", "1", "--json")
     assert relaxed.code == 0 and "gopher_short_document" not in relaxed.json()["rejected_docs"]
+
+
+def test_truncated_warc_keeps_the_complete_records(tmp_path, capsys):
+    path = tmp_path / "cut.warc.gz"
+    write_warc(path)
+    payload = path.read_bytes()
+    path.write_bytes(payload[: len(payload) - 40])  # the last record's gzip member is cut
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert [d.meta["url"] for d in docs] == ["http://a.example/good"]  # the cut one was the last
+    assert options.report.skipped_files == {"truncated_or_corrupt": 1}
+    assert "kept the 1 complete records" in capsys.readouterr().err

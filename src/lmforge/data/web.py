@@ -6,8 +6,10 @@ decodes cleanly, else from resiliparse's detector."""
 
 from __future__ import annotations
 
+import io
 import re
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,30 +62,81 @@ def _response_document(record, path: Path, report) -> Document | None:
 
 
 def read_warc(path: Path, options) -> Iterator[Document]:
-    """WARC `response` records (HTML) or WET `conversion` records (text)."""
+    """WARC `response` records (HTML) or WET `conversion` records (text). Common Crawl files hold one
+    gzip member per record, and each member is parsed on its own: an unreadable record costs only
+    itself. (A plain, uncompressed WARC is read up to its first unreadable record.)"""
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+        handle.seek(0)
+        if not gzipped:
+            yield from _read_records(handle, 0, path, options.report, stop_on_error=True)
+            return
+        for offset, member in _gzip_members(handle, options.report, path):
+            yield from _read_records(io.BytesIO(member), offset, path, options.report, stop_on_error=False)
+
+
+def _read_records(stream, base: int, path: Path, report, stop_on_error: bool) -> Iterator[Document]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
-    report = options.report
-    with open(path, "rb") as handle:
-        iterator = ArchiveIterator(handle)
+    iterator = ArchiveIterator(stream)
+    try:
+        for record in iterator:
+            doc = _record_document(record, path, report)
+            offset = base + iterator.get_record_offset()  # (reads the record to its end)
+            if doc is not None:
+                doc.meta["offset"] = offset
+                yield doc
+    except ArchiveLoadFailed as error:
+        report.count_bad("warc_bad_record")
+        rest = "skipped the rest of the file" if stop_on_error else "skipped it"
+        print(f"lmforge: warning: {path}: unreadable WARC record at byte {base} "
+              f"({str(error).splitlines()[0][:100]}); {rest}", file=sys.stderr)
+
+
+def _gzip_members(handle, report, path: Path, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """(offset, decompressed bytes) of each gzip member. A corrupt member is counted and skipped by
+    resynchronising at the next gzip header; a file that ends inside a member raises EOFError."""
+    offset, consumed = 0, 0
+    decompressor, parts, pending = zlib.decompressobj(31), [], b""
+    while True:
+        data = pending or handle.read(block)
+        pending = b""
+        if not data:
+            if parts or consumed > offset:
+                raise EOFError(f"file ends inside the gzip member at byte {offset}")
+            return
         try:
-            for record in iterator:
-                kind = record.rec_type
-                if kind == "response":
-                    doc = _response_document(record, path, report)
-                elif kind == "conversion":
-                    text = record.content_stream().read().decode("utf-8", errors="replace")
-                    url = record.rec_headers.get_header("WARC-Target-URI") or ""
-                    doc = Document(text, url, str(path), {"url": url}) if text.strip() else None
-                    if doc is None:
-                        report.count_bad("warc_no_text")
-                else:
-                    continue  # warcinfo, request, metadata: not documents
-                if doc is not None:
-                    doc.meta["offset"] = iterator.get_record_offset()
-                    yield doc
-        except ArchiveLoadFailed as error:
-            report.count_bad("warc_bad_record")
-            print(f"lmforge: warning: {path}: unreadable WARC record ({str(error).splitlines()[0][:120]}); "
-                  "kept the records before it, skipped the rest of the file", file=sys.stderr)
+            parts.append(decompressor.decompress(data))
+        except zlib.error:
+            report.count_bad("warc_corrupt_member")
+            print(f"lmforge: warning: {path}: corrupt gzip member at byte {offset}; skipped it", file=sys.stderr)
+            handle.seek(offset + 1)
+            rest = handle.read()
+            found = rest.find(b"\x1f\x8b\x08")
+            if found < 0:
+                return
+            offset = consumed = offset + 1 + found
+            handle.seek(offset)
+            decompressor, parts = zlib.decompressobj(31), []
+            continue
+        consumed += len(data) - len(decompressor.unused_data)
+        if decompressor.eof:
+            yield offset, b"".join(parts)
+            pending = decompressor.unused_data
+            offset = consumed
+            decompressor, parts = zlib.decompressobj(31), []
+
+
+def _record_document(record, path: Path, report) -> Document | None:
+    kind = record.rec_type
+    if kind == "response":
+        return _response_document(record, path, report)
+    if kind == "conversion":
+        text = record.content_stream().read().decode("utf-8", errors="replace")
+        url = record.rec_headers.get_header("WARC-Target-URI") or ""
+        if not text.strip():
+            report.count_bad("warc_no_text")
+            return None
+        return Document(text, url, str(path), {"url": url})
+    return None  # warcinfo, request, metadata: not documents
