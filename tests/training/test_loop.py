@@ -94,17 +94,21 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(prepared
     assert all(0 < r["mfu"] < 1.0 for r in records if r.get("mfu"))
 
 
-def test_nan_steps_are_skipped_then_the_run_stops_with_a_good_checkpoint(prepared, cli, tmp_path, monkeypatch):
+def nan_on_calls(monkeypatch, is_nan) -> None:
+    """Make the objective return NaN on the calls (1-based) for which is_nan(call) is true."""
     real = loop_module.OBJECTIVES["causal_lm"]
     calls = {"n": 0}
 
     def flaky(model, tokens, targets):
         calls["n"] += 1
         loss = real(model, tokens, targets)
-        # one isolated NaN at step 3, then NaN for good from step 12 on
-        return loss * float("nan") if calls["n"] == 4 or calls["n"] > 12 else loss
+        return loss * float("nan") if is_nan(calls["n"]) else loss
 
     monkeypatch.setitem(loop_module.OBJECTIVES, "causal_lm", flaky)
+
+
+def test_nan_steps_are_skipped_then_the_run_stops_with_a_good_checkpoint(prepared, cli, tmp_path, monkeypatch):
+    nan_on_calls(monkeypatch, lambda n: n == 4 or n > 12)  # an isolated NaN at step 3, then NaN from step 12
     result = cli(*train_args(prepared, tmp_path / "run", "--max-steps", "40", "--checkpoint-every", "5",
                              "--max-nan-skips", "3"))
     assert result.code == 1
@@ -206,15 +210,7 @@ def test_a_val_split_shorter_than_one_window_is_not_reported_as_zero_loss(tmp_pa
 
 
 def test_a_nan_on_the_last_step_still_ends_with_a_checkpoint(prepared, cli, tmp_path, monkeypatch):
-    real = loop_module.OBJECTIVES["causal_lm"]
-    calls = {"n": 0}
-
-    def last_one_nan(model, tokens, targets):
-        calls["n"] += 1
-        loss = real(model, tokens, targets)
-        return loss * float("nan") if calls["n"] == 6 else loss
-
-    monkeypatch.setitem(loop_module.OBJECTIVES, "causal_lm", last_one_nan)
+    nan_on_calls(monkeypatch, lambda n: n == 6)
     result = cli(*train_args(prepared, tmp_path / "run", "--max-steps", "6", "--checkpoint-every", "100"))
     assert result.code == 0, result.err
     assert "step 5: non-finite loss" in result.err
