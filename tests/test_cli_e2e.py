@@ -59,3 +59,13 @@ def test_quickstart_hub_source_without_network(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     result = cli("quickstart", "--out", tmp_path / "qs", "--source", "hf:wikitext", "--max-time", "1")
     assert_input_error(result, "hf:wikitext")
+
+
+def test_quickstart_on_a_source_folder(tmp_path, cli):
+    corpus = write_corpus(tmp_path / "corpus", docs=200)
+    result = cli("quickstart", "--source", corpus, "--out", tmp_path / "qs", "--max-time", "2",
+                 "--vocab-size", "300", "--json")
+    assert result.code == 0, result.err[-2000:]
+    report = json.loads(result.out)
+    assert report["corpus"] == str(corpus) and report["steps"] > 0
+    assert report["bits_per_byte"] < report["unigram_bits_per_byte"] * 2
