@@ -43,7 +43,7 @@ def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: fl
     """Matrices decay, vectors (norm gains) do not. With Muon, the blocks' hidden matrices use Muon
     and embeddings, the output head and vectors use AdamW (as in the Muon paper)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    fused = device.type == "cuda"
+    fused = device.type in ("cuda", "cpu")  # torch has fused AdamW kernels for both
     if name == "muon":
         hidden = [p for n, p in params if p.dim() == 2 and n.startswith("blocks.")]
         hidden_ids = {id(p) for p in hidden}
