@@ -91,7 +91,13 @@ def test_stats_and_histogram(single):
     stats = json.loads((root / "single" / "stats.json").read_text())
     assert stats["inputs"] == 5 and stats["docs_in"] == 200 and stats["mb_per_s"] > 0
     assert (root / "single" / "lengths.png").stat().st_size > 1000
-    assert list((root / "single" / "rejected" / "exact_duplicate").glob("*.jsonl.gz"))
+    duplicates = [json.loads(line) for path in (root / "single" / "rejected").glob("*_duplicate/*.jsonl.gz")
+                  for line in gzip.open(path, "rt")]
+    kept = {json.loads(line)["id"]: json.loads(line)["text"] for path in (root / "single" / "clean").glob("*.gz")
+            for line in gzip.open(path, "rt")}
+    assert len(duplicates) == stats["dedup"]["exact_removed"] + stats["dedup"]["near_removed"]
+    for duplicate in duplicates:  # each names the kept document it duplicates
+        assert duplicate["duplicate_of"] in kept
 
 
 def test_local_hugging_face_layout_and_hub_without_network(tmp_path, cli, monkeypatch):

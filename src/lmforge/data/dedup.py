@@ -35,43 +35,56 @@ def _load(parts: list[Part], suffix: str, width: int | None = None) -> np.ndarra
     return np.concatenate(arrays) if width is None else np.concatenate([a.reshape(-1, width) for a in arrays])
 
 
-def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, dict]:
-    """Per kept-in-phase-1 document: '' to keep, else 'exact_duplicate' / 'near_duplicate'."""
+def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per document kept by phase 1: its verdict ('' to keep, 'exact_duplicate' or 'near_duplicate')
+    and, for a duplicate, the global index of the document it duplicates (-1 otherwise)."""
     keys = _load(parts, "keys")
     decision = np.full(len(keys), "", dtype=object)
+    duplicate_of = np.full(len(keys), -1, dtype=np.int64)
     if config.dedup and len(keys):
-        _, first = np.unique(keys, return_index=True)
-        exact = np.ones(len(keys), dtype=bool)
-        exact[first] = False
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        exact = first[inverse] != np.arange(len(keys))
         decision[exact] = "exact_duplicate"
-    report = {"exact_removed": int((decision == "exact_duplicate").sum()), "near_removed": 0, "near_clusters": 0}
+        duplicate_of[exact] = first[inverse][exact]
+    report = {"exact_removed": int(exact.sum()) if config.dedup and len(keys) else 0,
+              "near_removed": 0, "near_clusters": 0}
     if config.near_dedup and len(keys):
         survivors = np.flatnonzero(decision == "")
         signatures = _load(parts, "minhash", config.minhash.num_perm)[survivors]
         representative = near_duplicate_clusters(signatures, config.minhash)
         removed = representative != np.arange(len(survivors))
         decision[survivors[removed]] = "near_duplicate"
+        duplicate_of[survivors[removed]] = survivors[representative[removed]]
         report["near_removed"] = int(removed.sum())
         report["near_clusters"] = int(len(np.unique(representative[removed])))
-    return decision, report
+        # an exact copy of a document that was then dropped as a near duplicate points past it
+        exact_targets = np.flatnonzero(decision == "exact_duplicate")
+        hop = duplicate_of[duplicate_of[exact_targets]]
+        duplicate_of[exact_targets] = np.where(hop >= 0, hop, duplicate_of[exact_targets])
+    return decision, duplicate_of, report
 
 
-def write_final(parts: list[Part], decision: np.ndarray, config, out: Path) -> dict:
-    """Stream the parts in order; write kept documents to clean/{train,val}, duplicates to rejected/."""
+def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarray, config, out: Path) -> dict:
+    """Stream the parts in order; write kept documents to clean/{train,val}, duplicates to rejected/
+    with the id of the document each one duplicates (which always comes earlier in the stream)."""
     counts = {"docs_out": {}, "bytes_out": {}, "dup_bytes": {}}
     lengths = array("q")  # 8 bytes per document, for the histogram
+    wanted = set(duplicate_of[duplicate_of >= 0].tolist())
+    kept_ids: dict[int, str] = {}
     position = 0
     rejects = DocumentWriter(out / "rejected", subdirs=True, stem="dedup") if config.keep_rejected else None
     with DocumentWriter(out / "clean") as writer:
         for part in parts:
             for record in read_part(part.work, part.index):
-                verdict = decision[position]
+                verdict, original = decision[position], int(duplicate_of[position])
+                if position in wanted:
+                    kept_ids[position] = record.get("id", str(position))
                 position += 1
                 size = len(record["text"].encode("utf-8"))
                 if verdict:
                     counts["dup_bytes"][verdict] = counts["dup_bytes"].get(verdict, 0) + size
                     if rejects is not None:
-                        rejects.write(verdict, record)
+                        rejects.write(verdict, {**record, "duplicate_of": kept_ids.get(original)})
                     continue
                 split = "val" if part.group == "val" else (
                     "val" if hash_fraction(record["text"]) < config.val_fraction else "train")

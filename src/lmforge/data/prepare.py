@@ -162,8 +162,8 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
     tmp = out / ".prepare.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    decision, dedup = duplicate_decisions(parts, config)
-    final = write_final(parts, decision, config, tmp)
+    decision, duplicate_of, dedup = duplicate_decisions(parts, config)
+    final = write_final(parts, decision, duplicate_of, config, tmp)
     if not sum(final["docs_out"].values()):
         shutil.rmtree(tmp, ignore_errors=True)
         part_stats = summarize([p.work / f"{part_name(p.index)}.json" for p in parts], final, dedup, 0)
