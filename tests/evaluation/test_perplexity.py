@@ -54,3 +54,17 @@ def test_unigram_baseline_hand_worked():
     expected_nll = -(math.log(4 / 6) + math.log(2 / 6))
     assert result["val_loss"] == pytest.approx(expected_nll / 2)
     assert result["bits_per_byte"] == pytest.approx(expected_nll / math.log(2) / 2)
+
+
+def test_eval_of_an_empty_split_is_an_input_error(tmp_path, cli):
+    from conftest import TINY_MODEL, TINY_TRAIN, assert_input_error
+
+    (tmp_path / "book.txt").write_text("\n\n".join(f"Paragraph {i} of a long single book. " * 20 for i in range(40)))
+    prepared = cli("prepare", tmp_path / "book.txt", "--out", tmp_path / "data", "--val-fraction", "0",
+                   "--tokenizer", "byte")
+    assert prepared.code == 0
+    shards = tmp_path / "data" / "tokens" / "byte"
+    assert cli("train", "--data", shards, "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
+               "--max-steps", "2").code == 0
+    assert_input_error(cli("eval", "--run", tmp_path / "run"), "val.bin", "split is empty", "--val-fraction")
+    assert cli("eval", "--run", tmp_path / "run", "--split", "train", "--max-tokens", "200").code == 0

@@ -175,6 +175,9 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
                       time.perf_counter() - started)
     stats = {"format": "lmforge.prepared", "version": PREPARE_FORMAT_VERSION, "config": config.output_settings(),
              "sources": sources, **stats}
+    if config.val_fraction > 0 and not final["docs_out"].get("val"):
+        print(f"lmforge: warning: no validation documents ({stats['docs_out']} with --val-fraction "
+              f"{config.val_fraction}); raise --val-fraction or pass --val-source for a val split", file=sys.stderr)
     write_json(tmp / "stats.json", stats)
     plot_lengths(final["lengths"], tmp / "lengths.png")
     _clear(out, OUTPUTS)

@@ -22,7 +22,7 @@ from lmforge.errors import InputError
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
-TEXT_CHUNK_CHARS = 64_000
+TEXT_CHUNK_CHARS = 16_000
 """A long text file is cut into documents of about this size at blank lines, so that the
 train/val split and deduplication work on books and dumps that come as a single file."""
 
