@@ -144,3 +144,12 @@ def test_truncated_warc_keeps_the_complete_records(tmp_path, capsys):
     assert [d.meta["url"] for d in docs] == ["http://a.example/good"]  # the cut one was the last
     assert options.report.skipped_files == {"truncated_or_corrupt": 1}
     assert "kept the 1 complete records" in capsys.readouterr().err
+
+
+def test_missing_data_extra_is_a_one_line_error(tmp_path, cli, monkeypatch):
+    import sys
+
+    path = tmp_path / "crawl.warc.gz"
+    write_warc(path)
+    monkeypatch.setitem(sys.modules, "warcio", None)  # as if `lmforge[data]` were not installed
+    assert_input_error(cli("prepare", path, "--out", tmp_path / "out"), "warcio", "pip install 'lmforge[data]'")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lmforge.data.documents import Document
+from lmforge.data.extras import require
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
@@ -65,6 +66,8 @@ def read_warc(path: Path, options) -> Iterator[Document]:
     """WARC `response` records (HTML) or WET `conversion` records (text). Common Crawl files hold one
     gzip member per record, and each member is parsed on its own: an unreadable record costs only
     itself. (A plain, uncompressed WARC is read up to its first unreadable record.)"""
+    require("warcio", f"{path}: reading WARC files")
+    require("resiliparse", f"{path}: extracting text from HTML")
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
         handle.seek(0)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lmforge.data.documents import Document
+from lmforge.data.extras import require
 
 SKIP_LINK_NAMESPACES = {"file", "image", "category", "media", "wikt", "wiktionary", "s", "commons"}
 SKIP_TAGS = {"ref", "references", "table", "gallery", "math", "chem", "score", "timeline", "imagemap",
@@ -116,6 +117,7 @@ def _open(path: Path):
 
 def read_wikipedia_dump(path: Path, options) -> Iterator[Document]:
     """Yield one Document per article; counts skips in `options.report.bad_records`."""
+    require("mwparserfromhell", f"{path}: reading Wikipedia dumps")
     report = options.report
     with _open(path) as handle:
         context = ET.iterparse(handle, events=("start", "end"))

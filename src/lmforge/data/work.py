@@ -18,6 +18,7 @@ import numpy as np
 
 from lmforge.data import cleaning, quality
 from lmforge.data.documents import Document
+from lmforge.data.extras import require
 from lmforge.data.minhash import MinHasher
 from lmforge.data.pipeline import StepCounts, exact_key, keep_if, map_step, reject_by, run_pipeline
 from lmforge.data.readers import ReadOptions, read_file, source_kind
@@ -36,6 +37,10 @@ def uses_web_filters(config, source) -> bool:
 
 def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None) -> list:
     web = uses_web_filters(config, source)
+    if config.fix_unicode or web:
+        require("ftfy", "Unicode repair (--fix-unicode, web quality filters)")
+    if config.lang or web:
+        require("py3langid", "language identification (--lang, web quality filters)")
     steps = []
     if config.fix_unicode or web:
         steps.append(map_step(cleaning.fix_unicode))
