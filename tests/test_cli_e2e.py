@@ -69,3 +69,11 @@ def test_quickstart_on_a_source_folder(tmp_path, cli):
     report = json.loads(result.out)
     assert report["corpus"] == str(corpus) and report["steps"] > 0
     assert report["bits_per_byte"] < report["unigram_bits_per_byte"] * 2
+
+
+def test_quickstart_on_too_little_text_stops_before_training(tmp_path, cli):
+    (tmp_path / "one.txt").write_text("A single short document about rivers and valleys. " * 20)
+    result = cli("quickstart", "--source", tmp_path / "one.txt", "--out", tmp_path / "qs", "--max-time", "2",
+                 "--vocab-size", "300")
+    assert_input_error(result, "too little text for a validation split")
+    assert not (tmp_path / "qs" / "run").exists()

@@ -41,8 +41,12 @@ def test_kv_cache_matches_full_forward_in_any_chunking():
 
 
 def test_tied_embeddings_share_one_tensor():
-    gpt = model(GPTConfig(vocab_size=50, max_seq_len=8, n_layers=1, n_heads=2, d_model=16, tie_embeddings=True))
-    assert gpt.lm_head.weight is gpt.embed.weight
+    config = dict(vocab_size=50, max_seq_len=8, n_layers=1, n_heads=2, d_model=16)
+    tied, untied = model(GPTConfig(**config, tie_embeddings=True)), model(GPTConfig(**config))
+    assert tied.lm_head.weight is tied.embed.weight
+    # the head multiplies by the shared matrix either way: same FLOPs, fewer parameters
+    assert tied.flops_per_token() == untied.flops_per_token()
+    assert tied.num_params() == untied.num_params() - 50 * 16
 
 
 @pytest.mark.parametrize("changes, flag", [

@@ -19,7 +19,7 @@ import numpy as np
 from lmforge.commands.eval import evaluate_run
 from lmforge.commands.tokenize import tokenize_dataset
 from lmforge.commands.tokenizer import train_tokenizer_on
-from lmforge.commands.train import write_run_dir_for
+from lmforge.commands.train import train_on_shards, write_run_dir_for
 from lmforge.data.embedded import write_embedded_corpus
 from lmforge.data.prepare import PrepareConfig, prepare_corpus
 from lmforge.data.shards import read_meta
@@ -29,7 +29,7 @@ from lmforge.inference.generate import generate
 from lmforge.inference.loading import load_run
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.models import MODELS
-from lmforge.training.loop import TrainConfig, TrainSetup, train
+from lmforge.training.loop import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,9 @@ def run_quickstart(args) -> dict:
     sources, corpus_name = _sources(args)
     say("2/6 prepare")
     stats = prepare_corpus(sources, out / "data", PrepareConfig(val_fraction=0.05), overwrite=True)
+    if not stats["docs_out"].get("val"):  # stop before the expensive stages, not after them
+        raise InputError(f"{corpus_name}: too little text for a validation split (5% of documents); "
+                         "give quickstart more documents.")
     say("3/6 tokenizer")
     tokenizer_dir = train_tokenizer_on(out / "data", "bpe", args.vocab_size, out / "tokenizer")
     say("4/6 tokenize")
@@ -86,8 +89,6 @@ def run_quickstart(args) -> dict:
 
 
 def _train_tiny(args, meta, run_dir: Path) -> dict:
-    import torch
-
     config_cls, model_cls, presets = MODELS["gpt"]
     if args.preset not in presets:
         raise InputError(f"--preset {args.preset!r}: unknown; choose one of {', '.join(presets)}.")
@@ -95,10 +96,7 @@ def _train_tiny(args, meta, run_dir: Path) -> dict:
     train_config = TrainConfig(max_steps=100_000, max_time=args.max_time, batch_size=16, lr=3e-3,
                                warmup_steps=50, eval_every=100, checkpoint_every=1000, log_every=10)
     write_run_dir_for(run_dir, "gpt", args.preset, model_config, train_config, meta)
-    torch.manual_seed(train_config.seed)
-    setup = TrainSetup(run_dir=run_dir, model=model_cls(model_config), config=train_config,
-                       train_tokens=meta.tokens("train"), val_tokens=meta.tokens("val"))
-    return train(setup)
+    return train_on_shards(run_dir, model_cls, model_config, train_config, meta, resume=False)
 
 
 def print_report(report: dict) -> None:

@@ -11,7 +11,7 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-from lmforge.data.writers import iter_clean_texts
+from lmforge.data.readers import iter_clean_texts
 from lmforge.errors import InputError
 from lmforge.tokenization.corpus import clean_dir
 from lmforge.tokenization.tokenizer import FILENAME

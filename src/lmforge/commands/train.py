@@ -60,7 +60,7 @@ def start_run(args: argparse.Namespace) -> dict:
         raise InputError(f"{out}: already holds a run with checkpoints; pass --resume {out} to continue it "
                          "or choose another --out.")
     write_run_dir_for(out, args.model, args.preset, model_config, train_config, meta)
-    return _train(out, model_cls, model_config, train_config, meta, resume=False)
+    return train_on_shards(out, model_cls, model_config, train_config, meta, resume=False)
 
 
 def write_run_dir_for(out: Path, family: str, preset: str, model_config, train_config, meta) -> None:
@@ -85,10 +85,12 @@ def resume_run(args: argparse.Namespace) -> dict:
     meta = read_meta(Path(args.data or config["data"]["shards"]))
     check_shards_match(meta, vocab_size=model_config.vocab_size, tokenizer_sha256=Tokenizer(run_dir).sha256,
                        owner=f"run {run_dir}")
-    return _train(run_dir, model_cls, model_config, train_config, meta, resume=True)
+    return train_on_shards(run_dir, model_cls, model_config, train_config, meta, resume=True)
 
 
-def _train(run_dir: Path, model_cls, model_config, train_config: TrainConfig, meta, resume: bool) -> dict:
+def train_on_shards(run_dir: Path, model_cls, model_config, train_config: TrainConfig, meta,
+                    resume: bool) -> dict:
+    """Build the model (seeded) and train it on the shards described by `meta`; no val split is fine."""
     import torch
 
     torch.manual_seed(train_config.seed)  # the model's initial weights depend on the seed alone

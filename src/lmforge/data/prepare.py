@@ -76,7 +76,6 @@ class PrepareConfig:
     """This process's shard of the inputs (inputs[rank::world_size])."""
     world_size: int = 1
     """Number of shards the inputs are split into."""
-    minhash: MinHashConfig = field(default_factory=MinHashConfig, metadata={"cli": False})
     quality: QualityConfig = field(default_factory=QualityConfig, metadata={"cli": False})
 
     def __post_init__(self) -> None:
@@ -94,7 +93,10 @@ class PrepareConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        self.minhash = MinHashConfig(threshold=self.near_dup_threshold)
+
+    @property
+    def minhash(self) -> MinHashConfig:
+        return MinHashConfig(threshold=self.near_dup_threshold)
 
     def output_settings(self) -> dict:
         """What must match for a work/ folder to be resumed or merged (not how it is executed)."""
@@ -231,7 +233,7 @@ def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwri
         raise InputError(f"{len(missing)} inputs have no finished part in the given shards (first: {missing[0]}); "
                          f"run the missing ranks of the {first['world_size']}-way job first.")
     parts = [Part(owner[item["index"]] / "work", item["index"], item["group"]) for item in first["inputs"]]
-    settings = {k: v for k, v in first["settings"].items() if k not in ("minhash", "quality")}
+    settings = {k: v for k, v in first["settings"].items() if k != "quality"}
     config_used = PrepareConfig(**settings, quality=QualityConfig(**first["settings"]["quality"]),
                                 keep_rejected=config.keep_rejected)
     if overwrite:

@@ -39,6 +39,9 @@ class ReadReport:
     def count_bad(self, reason: str) -> None:
         self.bad_records[reason] = self.bad_records.get(reason, 0) + 1
 
+    def count_skipped_file(self, reason: str) -> None:
+        self.skipped_files[reason] = self.skipped_files.get(reason, 0) + 1
+
 
 @dataclass
 class ReadOptions:
@@ -117,7 +120,7 @@ def _check_not_binary(path: Path, head: bytes) -> bool:
 def _bad_file(path: Path, reason: str, message: str, options: ReadOptions) -> None:
     if not options.skip_bad_records:
         raise InputError(message)
-    options.report.skipped_files[reason] = options.report.skipped_files.get(reason, 0) + 1
+    options.report.count_skipped_file(reason)
     print(f"lmforge: warning: skipping {path}: {reason}", file=sys.stderr)
 
 
@@ -260,19 +263,27 @@ def read_file(path, options: ReadOptions) -> Iterator[Document]:
             kept += 1
             yield doc
     except (EOFError, zlib.error, gzip.BadGzipFile, ET.ParseError) as error:
-        options.report.skipped_files["truncated_or_corrupt"] = options.report.skipped_files.get(
-            "truncated_or_corrupt", 0) + 1
-        print(f"lmforge: warning: {path}: truncated or corrupt ({str(error)[:80]}); kept the {kept} complete "
-              "records before the break", file=sys.stderr)
-    except OSError as error:
+        _report_truncated(path, error, kept, options)
+    except OSError as error:  # bz2 reports corrupt data as a plain OSError
         if "Invalid data stream" not in str(error) and "compressed" not in str(error).lower():
             raise
-        options.report.skipped_files["truncated_or_corrupt"] = options.report.skipped_files.get(
-            "truncated_or_corrupt", 0) + 1
-        print(f"lmforge: warning: {path}: corrupt compressed data; kept the {kept} records before it",
-              file=sys.stderr)
+        _report_truncated(path, error, kept, options)
+
+
+def _report_truncated(path, error: Exception, kept: int, options: ReadOptions) -> None:
+    options.report.count_skipped_file("truncated_or_corrupt")
+    print(f"lmforge: warning: {path}: truncated or corrupt ({str(error)[:80]}); kept the {kept} complete "
+          "records before the break", file=sys.stderr)
 
 
 def read_documents(files: list[Path], options: ReadOptions) -> Iterator[Document]:
     for path in files:
         yield from read_file(path, options)
+
+
+def iter_clean_texts(directory: Path, split: str):
+    """Texts of one split of a `prepare` output, in file order."""
+    for path in sorted(Path(directory).glob(f"{split}-*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)["text"]

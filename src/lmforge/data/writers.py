@@ -66,10 +66,3 @@ class DocumentWriter:
                 tmp.unlink(missing_ok=True)
             self._open.clear()
 
-
-def iter_clean_texts(directory: Path, split: str):
-    """Texts of one split of a `prepare` output, in file order."""
-    for path in sorted(Path(directory).glob(f"{split}-*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)["text"]

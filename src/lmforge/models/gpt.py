@@ -223,4 +223,7 @@ class GPT(nn.Module):
         """Training FLOPs per token (forward + backward): 6 * matmul params + attention (PaLM appendix B)."""
         c = self.config
         seq_len = seq_len or c.max_seq_len
-        return 6 * self.num_params(embeddings=False) + 12 * c.n_layers * c.d_model * seq_len
+        matmul_params = self.num_params(embeddings=False)
+        if c.tie_embeddings:  # the shared matrix is not counted above, but the head still multiplies by it
+            matmul_params += self.lm_head.weight.numel()
+        return 6 * matmul_params + 12 * c.n_layers * c.d_model * seq_len

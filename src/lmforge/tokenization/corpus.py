@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lmforge.data.readers import iter_clean_texts
 from lmforge.data.shards import ShardWriter, dtype_for_vocab, write_meta
-from lmforge.data.writers import iter_clean_texts
 from lmforge.errors import InputError
 from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
 

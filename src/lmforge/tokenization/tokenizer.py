@@ -109,6 +109,3 @@ class Tokenizer:
                 lengths[index] = len(token.replace("\u2581", " ").encode("utf-8"))
         return lengths
 
-
-def load_tokenizer(path: Path) -> Tokenizer:
-    return Tokenizer(path)
