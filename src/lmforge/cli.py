@@ -13,14 +13,16 @@ VERBS = {
     "prepare": ("lmforge.commands.prepare", "clean, filter, dedup and split raw text files"),
     "tokenizer": ("lmforge.commands.tokenizer", "train a tokenizer (bpe, wordpiece, unigram, char, byte)"),
     "tokenize": ("lmforge.commands.tokenize", "encode prepared text into token shards"),
-    "train": ("lmforge.commands.train", "train a model on token shards (torchrun for many processes)"),
-    "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte of a run"),
+    "train": ("lmforge.commands.train", "train a model of any family on token shards (torchrun for many processes)"),
+    "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte (masked-LM metrics for encoders)"),
     "generate": ("lmforge.commands.generate", "sample text from a run"),
+    "compare": ("lmforge.commands.compare", "runs side by side: params, speed, val loss, bits/byte, curves"),
     "quickstart": ("lmforge.commands.quickstart", "the whole pipeline on an embedded corpus, CPU, minutes"),
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, dict]:
+    """The whole parser; a verb's arguments may depend on argv (train adds the chosen family's fields)."""
     parser = argparse.ArgumentParser(prog="lmforge", description="Build, train and apply language models.")
     parser.add_argument("--version", action="version", version=f"lmforge {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -30,12 +32,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         modules[verb] = module
         verb_parser = sub.add_parser(verb, help=help_text, description=(module.__doc__ or help_text),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(verb_parser)
+        module.add_arguments(verb_parser, argv if argv is not None else sys.argv[1:])
     return parser, modules
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, modules = build_parser()
+    parser, modules = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return modules[args.verb].run(args)

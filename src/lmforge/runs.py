@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,37 @@ def load_weights(model, path: Path) -> None:
         raise InputError(f"{path}: weights do not match the model described in {RUN_CONFIG} ({first}).") from None
 
 
+RUN_FORMAT_VERSION = 2
+# version 1 (the GPT-only spine) wrote [run] model = "gpt"; it is read as family gpt, objective causal_lm
+
+
+@dataclass
+class RunConfig:
+    """The [run] and [data] sections of config.toml: what a run is, read and written only here."""
+
+    family: str
+    """Model family (a key of models/registry.py)."""
+    preset: str
+    objective: str
+    """Training objective (causal_lm, recurrent_lm, masked_lm, ...)."""
+    shards: str
+    """Token shard directory it was trained on."""
+    tokenizer_sha256: str
+    task: str | None = None
+    """Fine-tuning task, if any."""
+    labels: list[str] | None = None
+    """Label names of a classification or tagging task, in head order."""
+    init_from: str | None = None
+    """Run directory whose weights this run started from."""
+
+    def sections(self) -> dict[str, dict]:
+        run = {"format": "lmforge.run", "version": RUN_FORMAT_VERSION, "family": self.family, "preset": self.preset,
+               "objective": self.objective, "task": self.task, "labels": self.labels, "init_from": self.init_from}
+        return {"run": run, "data": {"shards": self.shards, "tokenizer_sha256": self.tokenizer_sha256}}
+
+
 def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """The resolved config.toml of a run: {"model": {...}, "train": {...}, "data": {...}}."""
+    """The resolved config.toml of a run: {"run": {...}, "model": {...}, "train": {...}, "data": {...}}."""
     from lmforge.config import read_toml
 
     run_dir = Path(run_dir)
@@ -92,8 +122,27 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     return read_toml(run_dir / RUN_CONFIG)
 
 
-def write_run_dir(out: Path, *, family: str, preset: str, model_config, train_config, shards: Path,
-                  tokenizer_sha256: str, tokenizer_file: Path) -> None:
+def run_contract(config: dict[str, Any], run_dir: Path) -> RunConfig:
+    """The validated RunConfig of a config.toml (format versions 1 and 2)."""
+    path = Path(run_dir) / RUN_CONFIG
+    run, data = config.get("run", {}), config.get("data", {})
+    version = run.get("version", 1)
+    if version > RUN_FORMAT_VERSION:
+        raise InputError(f"{path}: run format version {version} is newer than this lmforge understands "
+                         f"({RUN_FORMAT_VERSION}); upgrade lmforge.")
+    if "shards" not in data:
+        raise InputError(f"{path}: no [data] shards entry; the run directory is damaged, train it again.")
+    if version == 1:
+        return RunConfig(run.get("model", "gpt"), run.get("preset", ""), "causal_lm", data["shards"],
+                         data.get("tokenizer_sha256", ""))
+    try:
+        return RunConfig(run["family"], run.get("preset", ""), run["objective"], data["shards"],
+                         data.get("tokenizer_sha256", ""), run.get("task"), run.get("labels"), run.get("init_from"))
+    except KeyError as missing:
+        raise InputError(f"{path}: [run] has no {missing} entry; the run directory is damaged.") from None
+
+
+def write_run_dir(out: Path, run: RunConfig, model_config, train_config, tokenizer_file: Path) -> None:
     """Create a run directory: the fully resolved config.toml and a copy of the tokenizer, before training.
     Under torchrun only rank 0 writes."""
     import shutil
@@ -105,7 +154,6 @@ def write_run_dir(out: Path, *, family: str, preset: str, model_config, train_co
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tokenizer_file, out / "tokenizer.json")
-    atomic_write_text(out / RUN_CONFIG, to_toml({
-        "run": {"model": family, "preset": preset, "format": "lmforge.run", "version": 1},
-        "model": model_config, "train": train_config,
-        "data": {"shards": str(Path(shards).resolve()), "tokenizer_sha256": tokenizer_sha256}}))
+    sections = run.sections()
+    atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model_config,
+                                                 "train": train_config, "data": sections["data"]}))

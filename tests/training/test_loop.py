@@ -99,9 +99,9 @@ def nan_on_calls(monkeypatch, is_nan) -> None:
     real = loop_module.OBJECTIVES["causal_lm"]
     calls = {"n": 0}
 
-    def flaky(model, tokens, targets):
+    def flaky(net, batch):
         calls["n"] += 1
-        loss = real(model, tokens, targets)
+        loss = real(net, batch)
         return loss * float("nan") if is_nan(calls["n"]) else loss
 
     monkeypatch.setitem(loop_module.OBJECTIVES, "causal_lm", flaky)
@@ -181,7 +181,8 @@ def test_lr_schedules():
     assert lr_factor(0.9, 90, schedule="constant", **common) == 1.0
 
 
-GOLDEN = {1: 5.7916, 5: 5.3311, 10: 4.4677, 15: 4.0952, 20: 3.9561}
+# moved once on purpose: tokenizers gained <|cls|> <|sep|> <|mask|>, which shifts every BPE id by 3
+GOLDEN = {1: 5.7663, 5: 5.2366, 10: 4.4590, 15: 4.1380, 20: 3.9799}
 
 
 def test_golden_loss_curve_of_a_tiny_seeded_gpt(prepared, cli, tmp_path):
@@ -202,7 +203,7 @@ def test_a_val_split_shorter_than_one_window_is_not_reported_as_zero_loss(tmp_pa
     model = GPT(GPTConfig(vocab_size=50, max_seq_len=16, n_layers=1, n_heads=2, d_model=16))
     tokens = np.random.default_rng(0).integers(0, 50, 2000).astype(np.uint16)
     setup = TrainSetup(run_dir=tmp_path / "run", model=model, train_tokens=tokens, val_tokens=tokens[:10],
-                       config=TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, threads=1))
+                       config=TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, threads=1), tokenizer=None)
     (tmp_path / "run").mkdir()
     summary = train(setup)
     assert summary["steps"] == 3 and summary["val_loss"] is None

@@ -1,4 +1,6 @@
-"""`lmforge eval`: validation loss, perplexity and bits-per-byte of a run on any shard directory.
+"""`lmforge eval`: a run's validation metrics on any shard directory, for every family: loss, perplexity
+and bits-per-byte for language models; masked-LM loss, masked-token accuracy and pseudo-perplexity
+for encoders.
 
 Example (CPU, seconds):
     lmforge eval --run runs/tiny --json
@@ -11,51 +13,85 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lmforge.data.shards import check_shards_match, read_meta
 from lmforge.errors import InputError
-from lmforge.evaluation.perplexity import nll_sums
-from lmforge.inference.loading import load_run
+from lmforge.evaluation.masked import pseudo_perplexity
+from lmforge.inference.loading import load
 from lmforge.training.batches import eval_windows
 from lmforge.training.distributed import pick_device
+from lmforge.training.recipes import RECIPES, DataContext
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory")
     parser.add_argument("--data", type=Path, help="token shard directory (default: the run's own)")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    parser.add_argument("--pppl-windows", type=int, default=4,
+                        help="encoders: windows scored for pseudo-perplexity (one forward pass per token)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
 def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_tokens: int | None = None,
-                 batch_size: int = 8, device: str = "auto") -> dict:
+                 batch_size: int = 8, device: str = "auto", pppl_windows: int = 4) -> dict:
     device = pick_device(device)
-    model, tokenizer, config = load_run(run, device)
-    meta = read_meta(Path(data or config["data"]["shards"]))
+    loaded = load(run, device)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    meta = read_meta(Path(data or loaded.run.shards))
     check_shards_match(meta, vocab_size=model.config.vocab_size, tokenizer_sha256=tokenizer.sha256,
                        owner=f"run {run}")
     tokens = meta.tokens(split)
-    seq_len = int(config.get("train", {}).get("seq_len") or model.config.max_seq_len)
-    max_windows = None if max_tokens is None else max(1, max_tokens // seq_len)
-    starts = eval_windows(tokens, seq_len, max_windows)
+    train = loaded.config.get("train", {})
+    seq_len = int(train.get("seq_len") or model.config.max_seq_len)
+    recipe = RECIPES[loaded.run.family]
+    masked = recipe.objective == "masked_lm"
+    window = seq_len - 1 if masked else seq_len   # an encoder window is [CLS] + seq_len - 1 tokens
+    starts = eval_windows(tokens, window, None if max_tokens is None else max(1, max_tokens // window))
     if len(starts) == 0:
         raise InputError(f"{meta.directory}/{split}.bin: {len(tokens)} tokens, fewer than one window of "
-                         f"{seq_len + 1}; evaluate a larger split.")
-    sums = nll_sums(model, tokens, starts, seq_len, batch_size, device, tokenizer.token_byte_lengths(),
-                    meta.bytes_per_token(split), torch.bfloat16 if device.type == "cuda" else None)
-    return {**sums.report(), "split": split, "shards": str(meta.directory), "run": str(run)}
+                         f"{window + 1}; evaluate a larger split.")
+    ctx = DataContext(seq_len, batch_size, 1, 0, tokenizer, float(train.get("mask_rate", 0.15)),
+                      bool(train.get("whole_word_mask", False)))
+    autocast = torch.bfloat16 if device.type == "cuda" else None
+    token_bytes = None if masked else tokenizer.token_byte_lengths()
+    sums = recipe.evaluate(model, tokens, starts, ctx, device, autocast, token_bytes, meta.bytes_per_token(split))
+    result = {**sums.report(), "family": loaded.run.family, "objective": recipe.objective, "split": split,
+              "shards": str(meta.directory), "run": str(run)}
+    if masked and pppl_windows > 0:
+        result.update(_pseudo_perplexity(model, tokens, starts[:pppl_windows], window, tokenizer, device))
+    return result
+
+
+def _pseudo_perplexity(model, tokens, starts, window: int, tokenizer, device) -> dict:
+    """Every ordinary token of the first windows, masked in turn, as the encoder reads them: [CLS] + window."""
+    windows = np.stack([tokens[s:s + window].astype(np.int64) for s in starts])
+    windows = np.concatenate([np.full((len(windows), 1), tokenizer.cls_id), windows], axis=1)
+    scored = ~np.isin(windows, np.array(sorted(tokenizer.special_ids.values())))
+    return pseudo_perplexity(model, torch.from_numpy(windows), torch.from_numpy(scored), tokenizer.mask_id, device)
+
+
+def summary_line(result: dict) -> str:
+    if result["objective"] == "masked_lm":
+        pppl = (f", pseudo-perplexity {result['pseudo_perplexity']:.2f} over {result['pseudo_scored_tokens']} tokens"
+                if "pseudo_perplexity" in result else "")
+        return (f"eval {result['split']}: masked-LM loss {result['mlm_loss']:.4f} nats/token, masked-token accuracy "
+                f"{100 * result['masked_accuracy']:.1f}% over {result['masked_tokens']:,} masked tokens{pppl}")
+    bpb = f"{result['bits_per_byte']:.4f} bits/byte" if result["bits_per_byte"] is not None else "bits/byte n/a"
+    return (f"eval {result['split']}: loss {result['val_loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
+            f"{bpb} over {result['tokens']:,} tokens")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}.")
-    result = evaluate_run(args.run, args.data, args.split, args.max_tokens, args.batch_size, args.device)
-    print(f"eval {result['split']}: loss {result['val_loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
-          f"{result['bits_per_byte']:.4f} bits/byte over {result['tokens']:,} tokens", file=sys.stderr)
+    result = evaluate_run(args.run, args.data, args.split, args.max_tokens, args.batch_size, args.device,
+                          args.pppl_windows)
+    print(summary_line(result), file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     return 0

@@ -14,13 +14,13 @@ from pathlib import Path
 from lmforge.config import add_config_args, build_config, values_from_args
 from lmforge.errors import InputError
 from lmforge.inference.generate import generate
-from lmforge.inference.loading import load_run
+from lmforge.inference.loading import load_decoder
 from lmforge.inference.quantize import quantize_int8
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.training.distributed import pick_device
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory")
     parser.add_argument("--prompt", default=None, help="prompt text (default: empty)")
     parser.add_argument("--prompts-file", type=Path, help="one prompt per line; generates for each")
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     sampling = build_config(SamplingConfig, values_from_args(args, SamplingConfig), source="command line")
     if args.max_new_tokens <= 0:
         raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}.")
-    model, tokenizer, _ = load_run(args.run, pick_device(args.device))
+    loaded = load_decoder(args.run, pick_device(args.device))
+    model, tokenizer = loaded.model, loaded.tokenizer
     if args.int8:
         model = quantize_int8(model)
     results = []
@@ -60,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.json:
             stream(prompt)
-        ids = tokenizer.encode(prompt) if prompt else [tokenizer.eos_id]
+        ids = tokenizer.encode(prompt)
+        if not ids or model.max_context is None:
+            # a recurrent model learned that documents start after EOS, from a fresh state
+            ids = [tokenizer.eos_id, *ids]
         out = generate(model, ids, max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed,
                        eos_id=tokenizer.eos_id, decode=tokenizer.decode, stop_strings=args.stop,
                        on_text=None if args.json else stream, use_cache=not args.no_cache)

@@ -22,7 +22,7 @@ from lmforge.data.quality import QualityConfig
 from lmforge.tokenization.training import KINDS
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("sources", nargs="+", help="files, folders or hf:DATASET (with --merge: shard outputs)")
     parser.add_argument("--merge", action="store_true", help="merge the outputs of --rank shards into --out")
     parser.add_argument("--out", type=Path, required=True, help="output dataset directory")

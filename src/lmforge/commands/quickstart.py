@@ -19,7 +19,6 @@ import numpy as np
 from lmforge.commands.eval import evaluate_run
 from lmforge.commands.tokenize import tokenize_dataset
 from lmforge.commands.tokenizer import train_tokenizer_on
-from lmforge.commands.train import train_on_shards, write_run_dir_for
 from lmforge.data.embedded import write_embedded_corpus
 from lmforge.data.prepare import PrepareConfig, prepare_corpus
 from lmforge.data.shards import read_meta
@@ -28,11 +27,10 @@ from lmforge.evaluation.perplexity import unigram_bits_per_byte
 from lmforge.inference.generate import generate
 from lmforge.inference.loading import load_run
 from lmforge.inference.sampling import SamplingConfig
-from lmforge.models import MODELS
-from lmforge.training.loop import TrainConfig
+from lmforge.training.runs import new_run, resolve_configs
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--source", default=None,
                         help="files/folder to use instead of the embedded corpus, or hf:DATASET_NAME")
     parser.add_argument("--out", type=Path, default=Path("quickstart"), help="working directory")
@@ -89,14 +87,10 @@ def run_quickstart(args) -> dict:
 
 
 def _train_tiny(args, meta, run_dir: Path) -> dict:
-    config_cls, model_cls, presets = MODELS["gpt"]
-    if args.preset not in presets:
-        raise InputError(f"--preset {args.preset!r}: unknown; choose one of {', '.join(presets)}.")
-    model_config = config_cls(**{**presets[args.preset], "vocab_size": meta.vocab_size})
-    train_config = TrainConfig(max_steps=100_000, max_time=args.max_time, batch_size=16, lr=3e-3,
-                               warmup_steps=50, eval_every=100, checkpoint_every=1000, log_every=10)
-    write_run_dir_for(run_dir, "gpt", args.preset, model_config, train_config, meta)
-    return train_on_shards(run_dir, model_cls, model_config, train_config, meta, resume=False)
+    """The same recipe `lmforge train --preset P --max-time T` uses: one set of defaults for both."""
+    model_config, train_config = resolve_configs("gpt", args.preset, meta.vocab_size, {}, {},
+                                                 {"max_time": args.max_time, "max_steps": 1_000_000})
+    return new_run(run_dir, "gpt", args.preset, model_config, train_config, meta)
 
 
 def print_report(report: dict) -> None:

@@ -15,7 +15,7 @@ from lmforge.tokenization.corpus import tokenize_corpus
 from lmforge.tokenization.tokenizer import Tokenizer
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("data", type=Path, help="a `lmforge prepare` output directory")
     parser.add_argument("--tokenizer", type=Path, required=True, help="directory holding tokenizer.json")
     parser.add_argument("--out", type=Path, default=None, help="default: DATA/tokens/<tokenizer name>")

@@ -18,7 +18,7 @@ from lmforge.tokenization.tokenizer import FILENAME
 from lmforge.tokenization.training import KINDS, train_tokenizer
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     train = sub.add_parser("train", help="train a tokenizer on the train split of a prepared dataset")
     train.add_argument("data", type=Path, help="a `lmforge prepare` output directory")

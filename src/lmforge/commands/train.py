@@ -1,103 +1,105 @@
-"""`lmforge train`: train a model on token shards; `--resume RUN` continues exactly where it stopped.
+"""`lmforge train`: train a model of any family on token shards; `--resume RUN` continues exactly.
 
-Example (CPU, ~3 minutes):
-    lmforge train --data data/mycorpus/tokens/bpe4k --model gpt --preset tiny --out runs/tiny --max-time 180
+`--model` chooses the family (gpt, lstm, gru, rnn, bert); `--help` then shows that family's fields.
+Example (CPU, ~2 minutes each):
+    lmforge train --data data/mycorpus/tokens/char --model lstm --preset tiny --out runs/lstm --max-time 120
+    lmforge train --data data/mycorpus/tokens/bpe4k --model gpt --preset tiny --out runs/tiny --max-time 120
     torchrun --nproc-per-node 2 -m lmforge train --data ... --out runs/ddp --max-steps 200
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from lmforge.config import add_config_args, build_config, read_toml, to_toml, values_from_args
-from lmforge.data.shards import check_shards_match, read_meta
+from lmforge.config import add_config_args, read_toml, values_from_args
+from lmforge.data.shards import read_meta
 from lmforge.errors import InputError
 from lmforge.models import MODELS
-from lmforge.runs import RUN_CONFIG, atomic_write_text, read_run_config, write_run_dir
-from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
-from lmforge.training.loop import TrainConfig, TrainSetup, train
+from lmforge.runs import read_run_config, run_contract
+from lmforge.training.loop import TrainConfig
+from lmforge.training.runs import new_run, resolve_configs, resume
+
+FOREIGN = "foreign__"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def chosen_family(argv) -> str:
+    """--model from the command line; on --resume, the family recorded in the run (if readable)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default="gpt")
+    pre.add_argument("--resume", type=Path)
+    known, _ = pre.parse_known_args(list(argv or []))
+    if known.resume is not None:
+        try:
+            return run_contract(read_run_config(known.resume), known.resume).family
+        except InputError:
+            return known.model  # the command itself reports the bad run directory
+    return known.model
+
+
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
+    family = chosen_family(argv)
     parser.add_argument("--data", type=Path, help="token shard directory (output of `lmforge tokenize`)")
     parser.add_argument("--out", type=Path, help="run directory to create")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last checkpoint")
-    parser.add_argument("--model", default="gpt", choices=sorted(MODELS), help="model family (default: gpt)")
-    parser.add_argument("--preset", default="tiny", help="model size preset (gpt: " +
-                        ", ".join(MODELS["gpt"][2]) + ")")
+    parser.add_argument("--model", default="gpt", choices=sorted(MODELS),
+                        help="model family: " + "; ".join(f"{n}: {s.summary}" for n, s in MODELS.items()))
+    presets = MODELS[family].presets if family in MODELS else {}
+    parser.add_argument("--preset", default="tiny", help=f"size preset ({family}: {', '.join(presets)})")
     parser.add_argument("--config", type=Path, help="TOML file with [model] and [train] sections")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    config_cls = MODELS["gpt"][0]
-    add_config_args(parser, config_cls)
+    if family in MODELS:
+        add_config_args(parser, MODELS[family].config_cls)
+        _add_foreign_flags(parser, family)
     add_config_args(parser, TrainConfig)
 
 
-def _model_layers(args, config_cls, presets: dict, file_values: dict) -> list[dict]:
-    if args.preset not in presets:
-        raise InputError(f"--preset {args.preset!r}: unknown; choose one of {', '.join(presets)}.")
-    return [presets[args.preset], file_values.get("model", {}), values_from_args(args, config_cls)]
+def _own_fields(family: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(MODELS[family].config_cls) if f.metadata.get("cli", True)}
+
+
+def _add_foreign_flags(parser: argparse.ArgumentParser, family: str) -> None:
+    """Other families' fields are accepted by the parser only to be refused with a clear message."""
+    own, train = _own_fields(family), {f.name for f in dataclasses.fields(TrainConfig)}
+    foreign = {name for other in MODELS if other != family for name in _own_fields(other)} - own - train
+    for name in sorted(foreign):
+        parser.add_argument("--" + name.replace("_", "-"), dest=FOREIGN + name, default=None, help=argparse.SUPPRESS)
+
+
+def _refuse_foreign_flags(args: argparse.Namespace, family: str) -> None:
+    given = [name[len(FOREIGN):] for name, value in vars(args).items() if name.startswith(FOREIGN) and value]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        owners = [f for f in MODELS if given[0] in _own_fields(f)]
+        own = ", ".join("--" + n.replace("_", "-") for n in sorted(_own_fields(family)) if n != "vocab_size")
+        raise InputError(f"{flag} is an option of {', '.join(owners)}, not of {family}; "
+                         f"{family}'s model options are {own} (see lmforge train --model {family} --help).")
 
 
 def start_run(args: argparse.Namespace) -> dict:
     """A new run: resolve configs, write config.toml and tokenizer.json into --out, then train."""
     if args.data is None or args.out is None:
         raise InputError("train: pass --data SHARDS and --out RUN for a new run, or --resume RUN.")
-    config_cls, model_cls, presets = MODELS[args.model]
+    _refuse_foreign_flags(args, args.model)
     meta = read_meta(args.data)
     file_values = read_toml(args.config) if args.config else {}
-    layers = _model_layers(args, config_cls, presets, file_values)
-    model_config = build_config(config_cls, {"vocab_size": meta.vocab_size}, *layers, source="model config")
-    check_shards_match(meta, vocab_size=model_config.vocab_size, tokenizer_sha256=None, owner="--vocab-size")
-    train_config = build_config(TrainConfig, file_values.get("train", {}), values_from_args(args, TrainConfig),
-                                source="train config")
-    out: Path = args.out
-    if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
-        raise InputError(f"{out}: already holds a run with checkpoints; pass --resume {out} to continue it "
-                         "or choose another --out.")
-    write_run_dir_for(out, args.model, args.preset, model_config, train_config, meta)
-    return train_on_shards(out, model_cls, model_config, train_config, meta, resume=False)
-
-
-def write_run_dir_for(out: Path, family: str, preset: str, model_config, train_config, meta) -> None:
-    """The run directory of a run trained on the shards described by `meta`."""
-    write_run_dir(out, family=family, preset=preset, model_config=model_config, train_config=train_config,
-                  shards=meta.directory, tokenizer_sha256=meta.tokenizer_sha256,
-                  tokenizer_file=meta.directory / FILENAME)
+    model_config, train_config = resolve_configs(
+        args.model, args.preset, meta.vocab_size, file_values,
+        values_from_args(args, MODELS[args.model].config_cls), values_from_args(args, TrainConfig))
+    return new_run(args.out, args.model, args.preset, model_config, train_config, meta)
 
 
 def resume_run(args: argparse.Namespace) -> dict:
-    run_dir: Path = args.resume
-    config = read_run_config(run_dir)
-    config_cls, model_cls, _ = MODELS[config.get("run", {}).get("model", "gpt")]
-    if values_from_args(args, config_cls):
-        raise InputError(f"{run_dir}: model options cannot change on --resume; start a new run instead.")
-    model_config = build_config(config_cls, config["model"], source=str(run_dir / RUN_CONFIG))
-    overrides = values_from_args(args, TrainConfig)
-    train_config = build_config(TrainConfig, config["train"], overrides, source=str(run_dir / RUN_CONFIG))
-    if overrides:  # record what the continuation runs with
-        config["train"] = asdict(train_config)
-        atomic_write_text(run_dir / RUN_CONFIG, to_toml(config))
-    meta = read_meta(Path(args.data or config["data"]["shards"]))
-    check_shards_match(meta, vocab_size=model_config.vocab_size, tokenizer_sha256=Tokenizer(run_dir).sha256,
-                       owner=f"run {run_dir}")
-    return train_on_shards(run_dir, model_cls, model_config, train_config, meta, resume=True)
-
-
-def train_on_shards(run_dir: Path, model_cls, model_config, train_config: TrainConfig, meta,
-                    resume: bool) -> dict:
-    """Build the model (seeded) and train it on the shards described by `meta`; no val split is fine."""
-    import torch
-
-    torch.manual_seed(train_config.seed)  # the model's initial weights depend on the seed alone
-    val = meta.tokens("val") if meta.splits.get("val", {}).get("tokens", 0) > 0 else None
-    setup = TrainSetup(run_dir=run_dir, model=model_cls(model_config), config=train_config,
-                       train_tokens=meta.tokens("train"), val_tokens=val, resume=resume)
-    return train(setup)
+    family = run_contract(read_run_config(args.resume), args.resume).family
+    if family in MODELS:
+        _refuse_foreign_flags(args, family)
+        if values_from_args(args, MODELS[family].config_cls):
+            raise InputError(f"{args.resume}: model options cannot change on --resume; start a new run instead.")
+    return resume(args.resume, values_from_args(args, TrainConfig), args.data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,9 +107,11 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     mfu = f", MFU {100 * summary['mfu']:.1f}%" if summary.get("mfu") else ""
-    print(f"train: {summary['params'] / 1e6:.2f}M params, {summary['flops_per_token'] / 1e6:.1f} MFLOP/token, "
-          f"{summary['steps']} steps, {summary['tokens']:,} tokens, train loss {summary['train_loss']:.4f}, "
-          f"val loss {summary['val_loss'] if summary['val_loss'] is None else round(summary['val_loss'], 4)}, "
+    flops = f", {summary['flops_per_token'] / 1e6:.1f} MFLOP/token" if summary.get("flops_per_token") else ""
+    val = summary["val_loss"]
+    print(f"train: {summary['family']}, {summary['params'] / 1e6:.2f}M params{flops}, {summary['steps']} steps, "
+          f"{summary['tokens']:,} tokens, train loss {summary['train_loss']:.4f}, "
+          f"val loss (fixed slice) {val if val is None else round(val, 4)}, "
           f"{summary['tokens_per_s']:,.0f} tokens/s{mfu} -> {summary['run_dir']}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 
 @dataclass
@@ -27,6 +27,13 @@ class NLLSums:
     def __add__(self, other: NLLSums) -> NLLSums:
         return NLLSums(self.nll + other.nll, self.tokens + other.tokens, self.bytes + other.bytes)
 
+    def values(self) -> list[float]:
+        return [self.nll, float(self.tokens), self.bytes]
+
+    @classmethod
+    def of(cls, values) -> NLLSums:
+        return cls(float(values[0]), int(values[1]), float(values[2]))
+
     def report(self) -> dict:
         loss = self.nll / max(self.tokens, 1)
         return {
@@ -38,24 +45,58 @@ class NLLSums:
         }
 
 
+def _sums(logits: Tensor, targets: Tensor, token_bytes: np.ndarray | None, bytes_per_token: float) -> NLLSums:
+    """NLL of logits (B, T, V) against targets (B, T) (on the CPU), with the bytes the targets stand for."""
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten().to(logits.device), reduction="sum")
+    byte_count = (float(token_bytes[targets.numpy()].sum()) if token_bytes is not None
+                  else targets.numel() * bytes_per_token)
+    return NLLSums(nll.item(), targets.numel(), byte_count)
+
+
+def _window(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Tensor, Tensor]:
+    offsets = starts[:, None] + np.arange(seq_len + 1)[None, :]
+    chunk = torch.from_numpy(tokens[offsets].astype(np.int64))                   # (B, T + 1)
+    return chunk[:, :-1], chunk[:, 1:]
+
+
 @torch.no_grad()
 def nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int,
              device: torch.device, token_bytes: np.ndarray | None, bytes_per_token: float,
              autocast_dtype: torch.dtype | None = None) -> NLLSums:
-    """Summed NLL over windows tokens[s : s + seq_len + 1] for s in `starts`."""
+    """Summed NLL over independent windows tokens[s : s + seq_len + 1] for s in `starts`."""
     was_training = model.training
     model.eval()
     totals = NLLSums()
     for first in range(0, len(starts), batch_size):
-        offsets = starts[first:first + batch_size, None] + np.arange(seq_len + 1)[None, :]
-        chunk = torch.from_numpy(tokens[offsets].astype(np.int64))               # (B, T + 1)
-        inputs, targets = chunk[:, :-1].to(device), chunk[:, 1:]
+        inputs, targets = _window(tokens, starts[first:first + batch_size], seq_len)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits = model(inputs)                                                # (B, T, V)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten().to(device), reduction="sum")
-        byte_count = (float(token_bytes[targets.numpy()].sum()) if token_bytes is not None
-                      else targets.numel() * bytes_per_token)
-        totals = totals + NLLSums(nll.item(), targets.numel(), byte_count)
+            logits = model(inputs.to(device))                                     # (B, T, V)
+        totals = totals + _sums(logits, targets, token_bytes, bytes_per_token)
+    model.train(was_training)
+    return totals
+
+
+@torch.no_grad()
+def stream_nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int,
+                    device: torch.device, token_bytes: np.ndarray | None, bytes_per_token: float,
+                    autocast_dtype: torch.dtype | None = None, eos_id: int | None = None) -> NLLSums:
+    """The same windows as `nll_sums`, read as streams by a recurrent model: the windows are cut into
+    `batch_size` contiguous runs, one per row, and each row's state flows from one window to the next
+    (reset before each EOS), as a recurrent LM is evaluated on running text."""
+    was_training = model.training
+    model.eval()
+    runs = np.array_split(starts, min(batch_size, len(starts)))           # longer runs first
+    state = model.new_state(len(runs), device=device)
+    totals = NLLSums()
+    for k in range(len(runs[0])):
+        active = sum(len(run) > k for run in runs)                          # a prefix of the rows
+        state = tuple(s[:, :active] for s in state)
+        inputs, targets = _window(tokens, np.array([run[k] for run in runs[:active]]), seq_len)
+        resets = (inputs == eos_id).to(device) if eos_id is not None else None
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            hidden, state = model.hidden(inputs.to(device), state, resets)  # (B, T, d_model)
+            logits = model.lm_head(hidden)                                  # (B, T, V)
+        totals = totals + _sums(logits, targets, token_bytes, bytes_per_token)
     model.train(was_training)
     return totals
 

@@ -1,4 +1,8 @@
-"""Autoregressive generation with a KV cache, stop strings and streaming."""
+"""Autoregressive generation through the decoder protocol, with stop strings and streaming.
+
+A decoder has `new_state(batch_size, device, dtype)`, `step(tokens, state) -> (logits, state)` and
+`max_context` (None when any length fits): the GPT's KV cache and a recurrent hidden state are two
+implementations of the state, and this file knows neither."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import torch
 from torch import nn
 
 from lmforge.inference.sampling import SamplingConfig, sample_next
-from lmforge.models.gpt import KVCache
 
 
 @dataclass
@@ -59,26 +62,29 @@ def generate(model: nn.Module, prompt_ids: list[int], *, max_new_tokens: int, sa
              seed: int | None, eos_id: int | None, decode: Callable[[list[int]], str],
              stop_strings: list[str] = (), on_text: Callable[[str], None] | None = None,
              use_cache: bool = True) -> Generation:
-    """Generate up to `max_new_tokens` after `prompt_ids` (batch of one)."""
-    device = next(model.parameters()).device
-    max_len = model.config.max_seq_len
+    """Generate up to `max_new_tokens` after `prompt_ids` (batch of one). Without the cache every step
+    re-reads the whole (recent) context from a fresh state: slow, but a check of the cached path."""
+    param = next(model.parameters())
+    max_len = model.max_context
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed if seed is not None else torch.seed())
-    context = list(prompt_ids)[-(max_len - 1):] or [eos_id if eos_id is not None else 0]
-    cache = KVCache(model.config, 1, max_len, device=device, dtype=next(model.parameters()).dtype) \
-        if use_cache else None
-    pending = context                        # tokens the model has not seen yet
+    context = list(prompt_ids)[-(max_len - 1):] if max_len else list(prompt_ids)
+    context = context or [eos_id if eos_id is not None else 0]
+    state = model.new_state(1, device=param.device, dtype=param.dtype)
+    seen, pending = 0, context               # tokens in the state; tokens the model has not read yet
     new_ids: list[int] = []
     stream = _Stream(decode, list(stop_strings), on_text)
     reason = "length"
     for _ in range(max_new_tokens):
-        if cache is not None and cache.pos + len(pending) > max_len:   # full: re-prefill the recent half
-            cache.pos, pending = 0, context[-(max_len // 2):]
-        window = pending if cache is not None else context[-max_len:]
-        logits = model(torch.tensor([window], device=device), cache)[0, -1]          # (V,)
+        if not use_cache or (max_len and seen + len(pending) > max_len):
+            # a fresh state re-reads the context: all of it without the cache, its recent half when full
+            window = (max_len if not use_cache else max_len // 2) if max_len else len(context)
+            state, seen, pending = model.new_state(1, device=param.device, dtype=param.dtype), 0, context[-window:]
+        logits, state = model.step(torch.tensor([pending], device=param.device), state)   # (1, T, V)
+        seen += len(pending)
         # the context tensor is only needed for the repetition penalty
-        seen = torch.tensor(context) if sampling.repetition_penalty != 1.0 else None
-        token = sample_next(logits.cpu(), seen, sampling, generator)
+        history = torch.tensor(context) if sampling.repetition_penalty != 1.0 else None
+        token = sample_next(logits[0, -1].cpu(), history, sampling, generator)
         if token == eos_id:
             reason = "eos"
             break

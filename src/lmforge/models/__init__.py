@@ -1,6 +1,5 @@
 """Models: nn.Modules only (no losses, optimizers, devices, files or distribution)."""
 
-from lmforge.models.gpt import GPT, PRESETS, GPTConfig
+from lmforge.models.registry import MODELS, ModelSpec
 
-# family name -> (config class, model class, presets)
-MODELS = {"gpt": (GPTConfig, GPT, PRESETS)}
+__all__ = ["MODELS", "ModelSpec"]

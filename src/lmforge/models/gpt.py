@@ -199,9 +199,9 @@ class GPT(nn.Module):
             scale = 1 / math.sqrt(2 * self.config.n_layers) if name.endswith(("attn.out.weight", "down.weight")) else 1
             nn.init.normal_(param, mean=0.0, std=std * scale)
 
-    def forward(self, tokens: Tensor, cache: KVCache | None = None, return_hidden: bool = False) -> Tensor:
-        """Logits (B, T, vocab_size); or, with return_hidden, the final normed states (B, T, d_model)
-        that lm_head maps to logits (so a loss can fuse the head and never hold all logits)."""
+    def hidden(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
+        """The final normed states (B, T, d_model) that lm_head maps to logits (a loss can fuse the
+        head and never hold all logits; task heads read them too)."""
         T = tokens.size(1)
         start = cache.pos if cache is not None else 0
         if start + T > self.config.max_seq_len:
@@ -212,8 +212,22 @@ class GPT(nn.Module):
             x = block(x, rope, layer, cache)
         if cache is not None:
             cache.pos += T
-        x = self.norm(x)                                # (B, T, d_model)
-        return x if return_hidden else self.lm_head(x)  # (B, T, vocab_size)
+        return self.norm(x)                             # (B, T, d_model)
+
+    def forward(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
+        return self.lm_head(self.hidden(tokens, cache))  # (B, T, vocab_size)
+
+    # --- the decoder protocol (inference/generate.py uses only these) -------------------------
+    @property
+    def max_context(self) -> int:
+        return self.config.max_seq_len
+
+    def new_state(self, batch_size: int, device=None, dtype=None) -> KVCache:
+        return KVCache(self.config, batch_size, self.config.max_seq_len, device=device, dtype=dtype)
+
+    def step(self, tokens: Tensor, state: KVCache) -> tuple[Tensor, KVCache]:
+        """Logits (B, T, vocab_size) for `tokens` after the cached positions; the cache grows by T."""
+        return self.forward(tokens, state), state
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())

@@ -11,8 +11,9 @@ import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 
 from lmforge.errors import InputError
-from lmforge.tokenization.byte_level import token_to_bytes
-from lmforge.tokenization.training import BOS, EOS, PAD, SPLIT_PATTERN, UNK
+from lmforge.tokenization.byte_level import bytes_to_unicode, token_to_bytes
+from lmforge.tokenization.specials import ENCODER_ROLES, ROLES
+from lmforge.tokenization.training import SPLIT_PATTERN
 
 FILENAME = "tokenizer.json"
 
@@ -43,8 +44,25 @@ class Tokenizer:
         self.sha256 = hashlib.sha256(raw).hexdigest()
         self.kind = _kind_of(self.spec)
         self.vocab_size = self.hf.get_vocab_size()
-        self.bos_id, self.eos_id, self.pad_id = (self.hf.token_to_id(t) for t in (BOS, EOS, PAD))
-        self.unk_id = self.hf.token_to_id(UNK)
+        # role -> id of the special tokens this file has (older files lack the encoder tokens)
+        self.special_ids = {role: self.hf.token_to_id(token) for role, token in ROLES.items()
+                            if self.hf.token_to_id(token) is not None}
+        self.bos_id, self.eos_id, self.pad_id, self.unk_id = (self.special_ids.get(r) for r in ("bos", "eos", "pad", "unk"))
+        self.mask_id, self.cls_id, self.sep_id = (self.special_ids.get(r) for r in ("mask", "cls", "sep"))
+
+    def require(self, *roles: str, purpose: str) -> None:
+        """Refuse, in one line, a tokenizer that lacks special tokens `purpose` needs."""
+        missing = [ROLES[r] for r in roles if r not in self.special_ids]
+        if missing:
+            encoder = " ".join(ROLES[r] for r in ENCODER_ROLES)
+            raise InputError(f"{self.path}: this tokenizer has no {' '.join(missing)} token, which {purpose} needs. "
+                             f"Tokenizers trained by this lmforge (every --kind: bpe, byte, wordpiece, unigram, char) "
+                             f"carry {encoder}; retrain one with `lmforge tokenizer train` and re-tokenize.")
+
+    @cached_property
+    def _byte_offset(self) -> int:
+        """Id of byte 0 in a raw-byte vocabulary (bytes follow the special tokens, however many)."""
+        return self.hf.token_to_id(bytes_to_unicode()[0])
 
     # --- fast encoders -------------------------------------------------------------------------
     @cached_property
@@ -80,7 +98,7 @@ class Tokenizer:
         if self.kind == "bpe":
             return self._tiktoken.encode_ordinary_batch(texts, num_threads=2)
         if self.kind == "byte":
-            return [(np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64) + 3).tolist()
+            return [(np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64) + self._byte_offset).tolist()
                     for t in texts]
         if self.kind == "char":
             return [self._encode_chars(t) for t in texts]
@@ -91,6 +109,16 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=True)
+
+    def continuation_table(self) -> np.ndarray | None:
+        """Vocab-sized bool: True for WordPiece pieces that continue a word ('##...'); None for kinds
+        without that marker (whole-word masking needs it)."""
+        if self.kind != "wordpiece":
+            return None
+        table = np.zeros(self.vocab_size, dtype=bool)
+        for token, index in self.hf.get_vocab().items():
+            table[index] = token.startswith("##")
+        return table
 
     # --- for bits-per-byte ---------------------------------------------------------------------
     def token_byte_lengths(self) -> np.ndarray | None:

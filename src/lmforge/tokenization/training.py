@@ -10,20 +10,15 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 
 from lmforge.errors import InputError
 from lmforge.tokenization.byte_level import bytes_to_unicode
+from lmforge.tokenization.specials import UNK, special_tokens
 
 # tokenizers' progress bars print stray newlines to stdout when it is not a terminal
 _SHOW_PROGRESS = sys.stderr.isatty() and sys.stdout.isatty()
-BOS, EOS, PAD, UNK = "<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>"
 KINDS = ("bpe", "byte", "wordpiece", "unigram", "char")
 # The GPT-4 (cl100k) split: words with a leading non-letter, numbers of 1-3 digits, punctuation
 # runs, newlines. tiktoken and tokenizers both understand it, so both split text identically.
 SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
                  r"""|\s*[\r\n]|\s+(?!\S)|\s+""")
-
-
-def special_tokens(kind: str) -> list[str]:
-    """Byte-level kinds can spell any text, so they need no <|unk|>."""
-    return [BOS, EOS, PAD] if kind in ("bpe", "byte") else [BOS, EOS, PAD, UNK]
 
 
 def _byte_level(model) -> Tokenizer:
@@ -46,7 +41,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 
 
 def build_byte() -> Tokenizer:
-    """Raw bytes: a byte-level BPE with no merges; id = 3 + byte value."""
+    """Raw bytes: a byte-level BPE with no merges; id = (number of special tokens) + byte value."""
     specials = special_tokens("byte")
     vocab = {token: i for i, token in enumerate(specials)}
     for byte, char in sorted(bytes_to_unicode().items()):
@@ -79,7 +74,7 @@ def train_unigram(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 
 
 def train_char(texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """One token per character; the `vocab_size - 4` most frequent characters, the rest <|unk|>."""
+    """One token per character; the most frequent characters fill the vocabulary, the rest are <|unk|>."""
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(text)
@@ -106,7 +101,7 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, source: st
         raise InputError(f"--kind {kind!r}: unknown tokenizer kind; choose one of {', '.join(KINDS)}.")
     if kind == "byte":
         return build_byte()
-    minimum = 256 + 3 if kind == "bpe" else len(special_tokens(kind)) + 1
+    minimum = 256 + len(special_tokens(kind)) if kind == "bpe" else len(special_tokens(kind)) + 1
     if vocab_size < minimum:
         raise InputError(f"--vocab-size {vocab_size}: too small for a {kind} tokenizer; use at least {minimum}.")
     seen = [0]

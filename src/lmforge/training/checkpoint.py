@@ -9,17 +9,20 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lmforge.errors import InputError
 from lmforge.runs import atomic_write_bytes, save_weights
 
 CHECKPOINT_FORMAT_VERSION = 1
+CARRIED = "carried.safetensors"
 
 
 def save_checkpoint(directory: Path, step: int, model: nn.Module, optim_state: dict, state: dict,
-                    keep: int) -> Path:
+                    keep: int, carried: dict[str, torch.Tensor] | None = None) -> Path:
     """Write into a temp folder, then rename it to step_N; older ones beyond `keep` are removed.
+    `carried` (recurrent states handed between training windows) goes to carried.safetensors.
     On failure (disk full, permissions) the temp folder is removed and earlier checkpoints stay."""
     final = directory / f"step_{step:08d}"
     tmp = directory / f".step_{step:08d}.tmp"
@@ -29,6 +32,8 @@ def save_checkpoint(directory: Path, step: int, model: nn.Module, optim_state: d
         tmp.mkdir()
         save_weights(model, tmp / "model.safetensors")
         torch.save(optim_state, tmp / "optim.pt")
+        if carried:
+            save_file({k: v.contiguous().cpu() for k, v in carried.items()}, str(tmp / CARRIED))
         atomic_write_bytes(tmp / "state.json", json.dumps(
             {"format": "lmforge.checkpoint", "version": CHECKPOINT_FORMAT_VERSION, **state}, indent=2).encode())
         shutil.rmtree(final, ignore_errors=True)
@@ -55,3 +60,8 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
     optim_state = torch.load(path / "optim.pt", map_location="cpu", weights_only=True)
     state = json.loads((path / "state.json").read_text())
     return optim_state, state
+
+
+def load_carried(path: Path) -> dict[str, torch.Tensor]:
+    """The carried recurrent states of a checkpoint folder ({} when it has none)."""
+    return load_file(str(path / CARRIED)) if (path / CARRIED).exists() else {}

@@ -97,3 +97,12 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_gather_cat(tensor: torch.Tensor, info: DistInfo, dim: int) -> torch.Tensor:
+    """Every rank's `tensor` concatenated along `dim` in rank order (the tensor itself on one process)."""
+    if info.world_size == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(info.world_size)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=dim)

@@ -14,14 +14,15 @@ import torch
 from tqdm import tqdm
 
 from lmforge.errors import InputError
-from lmforge.evaluation.perplexity import NLLSums, nll_sums
 from lmforge.runs import load_weights, save_weights
+from lmforge.tokenization.tokenizer import Tokenizer
 from lmforge.training import distributed
-from lmforge.training.batches import WindowSampler, eval_windows
-from lmforge.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from lmforge.training.batches import eval_windows, to_device
+from lmforge.training.checkpoint import latest_checkpoint, load_carried, load_checkpoint, save_checkpoint
 from lmforge.training.metrics import MetricsLog, peak_flops
-from lmforge.training.objectives import OBJECTIVES
+from lmforge.training.objectives import OBJECTIVES, HiddenStates
 from lmforge.training.optim import build_optimizers, lr_factor
+from lmforge.training.recipes import RECIPES, DataContext, Recipe
 
 
 @dataclass
@@ -40,8 +41,11 @@ class TrainConfig:
     """Peak learning rate (AdamW)."""
     min_lr_ratio: float = 0.1
     """Final learning rate as a fraction of the peak."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
+    warmup_steps: int | None = None
+    """Linear warmup steps; None means warmup_fraction of the budget (of --max-steps, or of the steps
+    that --max-time is expected to allow, estimated from the speed so far)."""
+    warmup_fraction: float = 0.03
+    """Warmup as a fraction of the training budget, when --warmup-steps is not given."""
     schedule: str = "cosine"
     """LR schedule after warmup: cosine, wsd (warmup-stable-decay) or constant."""
     decay_fraction: float = 0.2
@@ -58,8 +62,9 @@ class TrainConfig:
     """AdamW beta2."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this value (0 disables)."""
-    eval_every: int = 200
-    """Evaluate on the fixed validation slice every this many steps (and at the end)."""
+    eval_every: int | None = None
+    """Evaluate on the fixed validation slice every this many steps (and at the end); None means ten
+    times per run (every tenth of --max-steps, or of --max-time)."""
     eval_windows: int = 64
     """Validation windows (of seq_len tokens) in the fixed slice."""
     checkpoint_every: int = 500
@@ -78,18 +83,24 @@ class TrainConfig:
     """Compile the model with torch.compile (slower start, faster steps)."""
     threads: int | None = None
     """torch CPU threads per process; None means cores / processes on this machine."""
+    mask_rate: float = 0.15
+    """Masked LM (bert): fraction of tokens predicted (80% of them shown as [MASK], 10% random, 10% kept)."""
+    whole_word_mask: bool = False
+    """Masked LM (bert): mask whole words, all their WordPiece pieces together."""
 
     def __post_init__(self) -> None:
         positive = ["batch_size", "grad_accum", "max_steps", "eval_every", "eval_windows",
                     "checkpoint_every", "keep_checkpoints", "log_every"]
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         checks = [
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.muon_lr > 0, f"--muon-lr must be positive, got {self.muon_lr}"),
             (0 <= self.min_lr_ratio <= 1, f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}"),
-            (self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
+            (self.warmup_steps is None or self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
+            (0 <= self.warmup_fraction < 1, f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}"),
+            (0 < self.mask_rate < 1, f"--mask-rate must be in (0, 1), got {self.mask_rate}"),
             (self.schedule in ("cosine", "wsd", "constant"),
              f"--schedule must be cosine, wsd or constant, got {self.schedule!r}"),
             (0 < self.decay_fraction <= 1, f"--decay-fraction must be in (0, 1], got {self.decay_fraction}"),
@@ -115,8 +126,9 @@ class TrainSetup:
     config: TrainConfig
     train_tokens: np.ndarray
     val_tokens: np.ndarray | None
+    tokenizer: Tokenizer
+    family: str = "gpt"
     resume: bool = False
-    objective: str = "causal_lm"
 
 
 class TrainingDiverged(Exception):
@@ -128,8 +140,36 @@ def _set_threads(config: TrainConfig, info: distributed.DistInfo) -> None:
     torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // local_world))
 
 
-def _restore(setup: TrainSetup, model, optimizers) -> dict:
-    """Load the newest checkpoint into model and optimizers; return its state.json."""
+def _seq_len(config: TrainConfig, model) -> int:
+    limit = getattr(model.config, "max_seq_len", None)
+    seq_len = config.seq_len or limit
+    if seq_len is None:
+        raise InputError("--seq-len: this model family reads any length; give the training window length.")
+    if limit is not None and seq_len > limit:
+        raise InputError(f"--seq-len {seq_len} is longer than the model's max_seq_len {limit}; "
+                         "lower it or raise --max-seq-len.")
+    return seq_len
+
+
+def _carried_tensors(sampler, info) -> dict[str, torch.Tensor]:
+    """The states carried between windows, of all ranks, in global-batch row order."""
+    carries = sampler.carried()
+    if not carries or any(c.state is None for c in carries):
+        return {}
+    stacked = {f"state_{k}": torch.stack([c.state[k] for c in carries]) for k in range(len(carries[0].state))}
+    # (grad_accum, n_layers, B, d) per rank -> rows of every rank, in the sampler's (micro, rank) order
+    return {name: distributed.all_gather_cat(t, info, dim=2) for name, t in stacked.items()}
+
+
+def _restore_carried(sampler, tensors: dict, info, device) -> None:
+    rows = slice(info.rank * sampler.batch_size, (info.rank + 1) * sampler.batch_size)
+    for micro, carry in enumerate(sampler.carried()):
+        if tensors:
+            carry.state = tuple(tensors[f"state_{k}"][micro][:, rows].to(device) for k in range(len(tensors)))
+
+
+def _restore(setup: TrainSetup, model, optimizers, sampler, info, device) -> dict:
+    """Load the newest checkpoint into model, optimizers and sampler; return its state.json."""
     path = latest_checkpoint(setup.run_dir / "checkpoints")
     if path is None:
         raise InputError(f"{setup.run_dir}: no checkpoint to resume from (checkpoints/ is empty); "
@@ -140,17 +180,94 @@ def _restore(setup: TrainSetup, model, optimizers) -> dict:
     torch.set_rng_state(optim_state["torch_rng"])
     if torch.cuda.is_available() and "cuda_rng" in optim_state:
         torch.cuda.set_rng_state_all(optim_state["cuda_rng"])
+    _restore_carried(sampler, load_carried(path), info, device)
     return state
 
 
-def _evaluate(setup: TrainSetup, model, seq_len: int, info, device, autocast_dtype) -> float | None:
-    if setup.val_tokens is None:
-        return None
-    starts = eval_windows(setup.val_tokens, seq_len, setup.config.eval_windows)[info.rank::info.world_size]
-    sums = nll_sums(model, setup.val_tokens, starts, seq_len, setup.config.batch_size, device,
-                    None, 1.0, autocast_dtype)
-    totals = distributed.all_reduce_sum(torch.tensor([sums.nll, float(sums.tokens)], dtype=torch.float64), info)
-    return NLLSums(totals[0].item(), int(totals[1].item())).report()["val_loss"]
+class Validation:
+    """The fixed validation slice, split into contiguous runs across ranks, scored by the family's recipe."""
+
+    def __init__(self, setup: TrainSetup, recipe: Recipe, ctx: DataContext, info, device, autocast_dtype):
+        self.tokens, self.recipe, self.ctx = setup.val_tokens, recipe, ctx
+        self.info, self.device, self.autocast_dtype = info, device, autocast_dtype
+        window = ctx.seq_len if recipe.objective != "masked_lm" else ctx.seq_len - 1
+        if self.tokens is not None and len(self.tokens) < window + 2:
+            if info.is_main:
+                print(f"lmforge: warning: the val split has {len(self.tokens)} tokens, fewer than one window of "
+                      f"{window + 1}; training without validation", file=sys.stderr)
+            self.tokens = None
+        if self.tokens is not None:
+            starts = eval_windows(self.tokens, window, setup.config.eval_windows)
+            self.starts = np.array_split(starts, info.world_size)[info.rank]
+
+    def loss(self, model) -> float | None:
+        if self.tokens is None:
+            return None
+        sums = self.recipe.evaluate(model, self.tokens, self.starts, self.ctx, self.device, self.autocast_dtype,
+                                    None, 1.0)
+        totals = distributed.all_reduce_sum(torch.tensor(sums.values(), dtype=torch.float64), self.info)
+        return self.recipe.sums.of(totals.tolist()).report()["val_loss"]
+
+
+class Budget:
+    """Steps and/or seconds: progress for the LR schedule, automatic warm-up and evaluation cadence."""
+
+    def __init__(self, config: TrainConfig, train_time: float):
+        self.config = config
+        self.time_budget = train_time + config.max_time if config.max_time else None
+        self.next_eval_time = None
+        if self.time_budget and config.eval_every is None:
+            tenth = config.max_time / 10
+            self.next_eval_time = train_time + tenth
+
+    def progress(self, step: int, train_time: float) -> float:
+        progress = step / self.config.max_steps
+        return max(progress, train_time / self.time_budget) if self.time_budget else progress
+
+    def warmup_steps(self, step: int, train_time: float) -> int:
+        c = self.config
+        if c.warmup_steps is not None:
+            return c.warmup_steps
+        expected = c.max_steps
+        if self.time_budget:  # steps the clock allows at the speed so far (100 before the first step)
+            expected = min(expected, round(step / train_time * self.time_budget) if step else 100 / c.warmup_fraction)
+        return max(1, round(c.warmup_fraction * expected))
+
+    def lr_factor(self, step: int, train_time: float) -> float:
+        c = self.config
+        return lr_factor(self.progress(step, train_time), step, warmup_steps=self.warmup_steps(step, train_time),
+                         schedule=c.schedule, min_lr_ratio=c.min_lr_ratio, decay_fraction=c.decay_fraction)
+
+    def eval_due(self, step: int, train_time: float, finished: bool) -> bool:
+        if finished:
+            return True
+        if self.config.eval_every is not None:
+            return step % self.config.eval_every == 0
+        if self.next_eval_time is not None:
+            if train_time < self.next_eval_time:
+                return False
+            self.next_eval_time += self.config.max_time / 10
+            return True
+        return step % max(1, self.config.max_steps // 10) == 0
+
+    def out_of_time(self, train_time: float) -> bool:
+        return self.time_budget is not None and train_time >= self.time_budget
+
+
+def _warn_about_budget(config: TrainConfig, info) -> None:
+    if info.is_main and config.warmup_steps is not None and config.warmup_steps >= config.max_steps \
+            and not config.max_time:
+        print(f"lmforge: warning: --warmup-steps {config.warmup_steps} is not shorter than --max-steps "
+              f"{config.max_steps}: the learning rate never reaches its peak", file=sys.stderr)
+
+
+def _progress_bar(budget: Budget, config: TrainConfig, step: int, train_time: float, info) -> tqdm:
+    """With a time budget the bar counts seconds (an honest ETA); otherwise it counts steps."""
+    timed = budget.time_budget is not None
+    return tqdm(total=round(budget.time_budget) if timed else config.max_steps,
+                initial=round(train_time) if timed else step, unit="s" if timed else "step",
+                disable=not info.is_main, file=sys.stderr, dynamic_ncols=True, desc="train", mininterval=1.0,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}<{remaining}{postfix}]" if timed else None)
 
 
 def train(setup: TrainSetup) -> dict:
@@ -160,72 +277,59 @@ def train(setup: TrainSetup) -> dict:
     info = distributed.init(preferred)
     device = distributed.local_device(preferred, info)
     _set_threads(config, info)
+    _warn_about_budget(config, info)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
 
     raw_model = setup.model.to(device)
-    seq_len = config.seq_len or raw_model.config.max_seq_len
-    if seq_len > raw_model.config.max_seq_len:
-        raise InputError(f"--seq-len {seq_len} is longer than the model's max_seq_len "
-                         f"{raw_model.config.max_seq_len}; lower it or raise --max-seq-len.")
-    if setup.val_tokens is not None and len(setup.val_tokens) < seq_len + 2:
-        if info.is_main:
-            print(f"lmforge: warning: the val split has {len(setup.val_tokens)} tokens, fewer than one window of "
-                  f"{seq_len + 1}; training without validation", file=sys.stderr)
-        setup.val_tokens = None
+    recipe = RECIPES[setup.family]
+    seq_len = _seq_len(config, raw_model)
+    ctx = DataContext(seq_len, config.batch_size, config.grad_accum, config.seed, setup.tokenizer, config.mask_rate,
+                      config.whole_word_mask, info.rank, info.world_size, str(setup.run_dir))
+    sampler = recipe.sampler(setup.train_tokens, ctx)
+    validation = Validation(setup, recipe, ctx, info, device, autocast_dtype)
     optimizers = build_optimizers(raw_model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(config.beta1, config.beta2), muon_lr=config.muon_lr, device=device)
-    state = _restore(setup, raw_model, optimizers) if setup.resume else {}
+    state = _restore(setup, raw_model, optimizers, sampler, info, device) if setup.resume else {}
     step, train_time = state.get("step", 0), state.get("train_time", 0.0)
-    time_budget = train_time + config.max_time if config.max_time else None
-    model = torch.compile(raw_model) if config.compile else raw_model
-    model = distributed.wrap(model, info, device)
-    objective = OBJECTIVES[setup.objective]
-    sampler = WindowSampler(setup.train_tokens, seq_len, config.batch_size, config.grad_accum,
-                            info.rank, info.world_size, config.seed, str(setup.run_dir))
+    budget = Budget(config, train_time)
+    net = HiddenStates(raw_model)
+    net = distributed.wrap(torch.compile(net) if config.compile else net, info, device)
+    objective = OBJECTIVES[recipe.objective]
     metrics = MetricsLog(setup.run_dir, resume_step=step if setup.resume else None) if info.is_main else None
     tokens_per_step = config.batch_size * config.grad_accum * info.world_size * seq_len
-    flops_per_step = raw_model.flops_per_token(seq_len) * tokens_per_step
-    peak = peak_flops(device)  # of one process; the step does the work of all ranks
+    flops_per_token = raw_model.flops_per_token(seq_len) if hasattr(raw_model, "flops_per_token") else None
+    peak = peak_flops(device) if flops_per_token else None  # of one process; the step does the work of all ranks
     peak = peak * info.world_size if peak else None
-    # with a time budget the bar counts seconds (an honest ETA); otherwise it counts steps
-    bar = tqdm(total=round(time_budget) if time_budget else config.max_steps,
-               initial=round(train_time) if time_budget else step, unit="s" if time_budget else "step",
-               disable=not info.is_main, file=sys.stderr, dynamic_ncols=True, desc="train", mininterval=1.0,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}<{remaining}{postfix}]" if time_budget
-               else None)
-    nan_streak, last_loss, val_loss, rate = 0, float("nan"), None, 0.0
+    flops_per_step = flops_per_token * tokens_per_step if flops_per_token else None
+    bar = _progress_bar(budget, config, step, train_time, info)
+    nan_streak, last_loss, val_loss = 0, float("nan"), None
     first_step, session_time = step, 0.0
 
     def checkpoint() -> None:
+        carried = _carried_tensors(sampler, info)  # a collective: every rank takes part
         if info.is_main:
             optim_state = {"optimizers": optimizers.state_dict(), "torch_rng": torch.get_rng_state()}
             if device.type == "cuda":
                 optim_state["cuda_rng"] = torch.cuda.get_rng_state_all()
             save_checkpoint(setup.run_dir / "checkpoints", step, raw_model, optim_state,
                             {"step": step, "train_time": train_time, "seed": config.seed,
-                             "tokens": step * tokens_per_step},
-                            config.keep_checkpoints)
+                             "tokens": step * tokens_per_step}, config.keep_checkpoints, carried)
             save_weights(raw_model, setup.run_dir / "model.safetensors")
         distributed.barrier(info)
 
     def out_of_time() -> bool:
-        return distributed.broadcast_flag(time_budget is not None and train_time >= time_budget, info)
+        return distributed.broadcast_flag(budget.out_of_time(train_time), info)
 
     try:
         while step < config.max_steps and not out_of_time():
             started = time.perf_counter()
-            progress = step / config.max_steps
-            if time_budget:
-                progress = max(progress, train_time / time_budget)
-            optimizers.set_lr_factor(lr_factor(progress, step, warmup_steps=config.warmup_steps,
-                                               schedule=config.schedule, min_lr_ratio=config.min_lr_ratio,
-                                               decay_fraction=config.decay_fraction))
+            optimizers.set_lr_factor(budget.lr_factor(step, train_time))
             loss_sum = torch.zeros((), device=device)
             for micro in range(config.grad_accum):
-                tokens, targets = (t.to(device, non_blocking=True) for t in sampler.micro_batch(step, micro))
-                with distributed.no_sync(model, enabled=micro < config.grad_accum - 1), \
+                batch = to_device(sampler.micro_batch(step, micro), device)
+                with distributed.no_sync(net, enabled=micro < config.grad_accum - 1), \
                         torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    loss = objective(model, tokens, targets) / config.grad_accum
+                    loss = objective(net, batch) / config.grad_accum
                 loss.backward()
                 loss_sum += loss.detach()
             loss_value = distributed.all_reduce_mean(loss_sum, info).item()
@@ -251,19 +355,19 @@ def train(setup: TrainSetup) -> dict:
             session_time += elapsed
             rate = tokens_per_step / elapsed
             mfu = flops_per_step / elapsed / peak if peak else None
-            bar.update(min(elapsed, max(bar.total - bar.n, 0)) if time_budget else 1)
-            postfix = {"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}",
-                       "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}
-            bar.set_postfix(postfix, refresh=False)
+            bar.update(min(elapsed, max(bar.total - bar.n, 0)) if budget.time_budget else 1)
+            bar.set_postfix({"step": step, "loss": f"{loss_value:.4f}", "tok/s": f"{rate:,.0f}",
+                             "mfu": f"{100 * mfu:.1f}%" if mfu else "n/a"}, refresh=False)
             if metrics and nan_streak == 0 and (step % config.log_every == 0 or step == 1):
                 metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],
                                "grad_norm": grad_norm, "tokens": step * tokens_per_step,
                                "tokens_per_s": rate, "mfu": mfu, "train_time": train_time})
             finished = step >= config.max_steps or out_of_time()
-            if step % config.eval_every == 0 or finished:
-                val_loss = _evaluate(setup, raw_model, seq_len, info, device, autocast_dtype)
+            if budget.eval_due(step, train_time, finished):
+                val_loss = validation.loss(raw_model)
                 if metrics and val_loss is not None:
-                    metrics.write({"step": step, "val_loss": val_loss})
+                    metrics.write({"step": step, "val_loss": val_loss, "tokens": step * tokens_per_step,
+                                   "train_time": train_time})
                     metrics.plot()
             if step % config.checkpoint_every == 0 or finished:
                 checkpoint()
@@ -272,9 +376,9 @@ def train(setup: TrainSetup) -> dict:
     if not (setup.run_dir / "model.safetensors").exists():
         checkpoint()
     distributed.shutdown(info)
-    return {"steps": step, "tokens": step * tokens_per_step, "train_loss": last_loss, "val_loss": val_loss,
-            "tokens_per_s": (step - first_step) * tokens_per_step / max(session_time, 1e-9),
-            "mfu": (step - first_step) * flops_per_step / max(session_time, 1e-9) / peak if peak else None,
-            "train_time": train_time, "world_size": info.world_size,
-            "params": raw_model.num_params(), "flops_per_token": raw_model.flops_per_token(seq_len),
-            "run_dir": str(setup.run_dir)}
+    session_time = max(session_time, 1e-9)
+    return {"family": setup.family, "steps": step, "tokens": step * tokens_per_step, "train_loss": last_loss,
+            "val_loss": val_loss, "tokens_per_s": (step - first_step) * tokens_per_step / session_time,
+            "mfu": (step - first_step) * flops_per_step / session_time / peak if peak else None,
+            "train_time": train_time, "world_size": info.world_size, "params": raw_model.num_params(),
+            "flops_per_token": flops_per_token, "run_dir": str(setup.run_dir)}

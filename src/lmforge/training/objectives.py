@@ -1,4 +1,7 @@
-"""Losses computed from model outputs; models only return tensors."""
+"""Objectives: the loss of a typed batch, `objective(net, batch) -> Tensor`; models only return tensors.
+
+`net` is what the loop built around the model: `HiddenStates` (the backbone's `hidden` as `forward`,
+so DDP and torch.compile see every training forward), possibly wrapped by DDP and torch.compile."""
 
 from __future__ import annotations
 
@@ -6,10 +9,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lmforge.training.batches import IGNORE, LMBatch, MLMBatch
 from lmforge.training.distributed import unwrap
 
-IGNORE = -100
 HEAD_CHUNK = 512
+
+
+class HiddenStates(nn.Module):
+    """The training view of a model: forward = model.hidden (heads are applied by the objective)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        return self.model.hidden(*inputs)
+
+
+def backbone(net: nn.Module) -> nn.Module:
+    """The model inside DDP, torch.compile and HiddenStates."""
+    return unwrap(net).model
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -47,12 +66,38 @@ class LinearCrossEntropy(torch.autograd.Function):
         return grad_hidden * grad_loss, grad_weight * grad_loss, None
 
 
-def causal_lm(model: nn.Module, tokens: Tensor, targets: Tensor) -> Tensor:
-    if tokens.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
-        hidden = model(tokens, return_hidden=True)                              # (B, T, d_model)
-        return LinearCrossEntropy.apply(hidden.flatten(0, 1), unwrap(model).lm_head.weight, targets.flatten())
-    logits = model(tokens)                                                      # (B, T, V)
+def lm_loss(hidden: Tensor, head: nn.Linear, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of head(hidden) (B, T, d) against targets (B, T); fused on CPU in fp32."""
+    if hidden.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        return LinearCrossEntropy.apply(hidden.flatten(0, 1), head.weight, targets.flatten())
+    logits = head(hidden)                                                       # (B, T, V)
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
 
-OBJECTIVES = {"causal_lm": causal_lm}
+def causal_lm(net: nn.Module, batch: LMBatch) -> Tensor:
+    """Next-token loss of a Transformer decoder over independent windows."""
+    hidden = net(batch.tokens)                                                  # (B, T, d_model)
+    return lm_loss(hidden, backbone(net).lm_head, batch.targets)
+
+
+def recurrent_lm(net: nn.Module, batch: LMBatch) -> Tensor:
+    """Next-token loss of a recurrent model reading its stream on from the carried state; the new
+    state is detached (truncated BPTT) and handed back for the next window."""
+    state = batch.carry.state if batch.carry is not None else None
+    hidden, state = net(batch.tokens, state, batch.resets)                      # (B, T, d_model)
+    if batch.carry is not None:
+        batch.carry.state = tuple(s.detach() for s in state)
+    return lm_loss(hidden, backbone(net).lm_head, batch.targets)
+
+
+def masked_lm(net: nn.Module, batch: MLMBatch) -> Tensor:
+    """Cross-entropy at the masked positions only: the MLM head runs on those rows alone (~15%)."""
+    hidden = net(batch.tokens)                                                  # (B, T, d_model)
+    picked = batch.targets != IGNORE                                            # (B, T)
+    logits = backbone(net).mlm_head(hidden[picked])                             # (n_masked, V)
+    if logits.size(0) == 0:
+        return hidden.sum() * 0.0  # nothing masked in this micro-batch: no signal, but a valid graph
+    return F.cross_entropy(logits.float(), batch.targets[picked])
+
+
+OBJECTIVES = {"causal_lm": causal_lm, "recurrent_lm": recurrent_lm, "masked_lm": masked_lm}

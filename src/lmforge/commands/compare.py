@@ -1,0 +1,131 @@
+"""`lmforge compare`: runs side by side — family, parameters, tokens/s, training time, validation
+loss and bits per byte on the same validation text — as a table (or `--json`) and a PNG of the loss
+curves against training time and against tokens seen.
+
+Example (CPU, seconds):
+    lmforge compare runs/gpt runs/lstm runs/gru runs/rnn --out compare.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from lmforge.commands.eval import evaluate_run
+from lmforge.data.shards import read_meta
+from lmforge.errors import InputError
+from lmforge.evaluation.plots import save_figure
+from lmforge.runs import read_run_config, run_contract
+
+
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories")
+    parser.add_argument("--out", type=Path, default=Path("compare.png"), help="PNG of the loss curves")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        raise InputError(f"{path}: missing; {run} has not been trained (lmforge train).")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _val_identity(run: Path) -> tuple[str, tuple]:
+    """(shards, (bytes, documents) of the val split): equal for two tokenizations of the same text."""
+    contract = run_contract(read_run_config(run), run)
+    meta = read_meta(Path(contract.shards))
+    val = meta.splits.get("val", {})
+    return contract.shards, (val.get("bytes"), val.get("documents"))
+
+
+def compare_runs(runs: list[Path], device: str = "auto") -> list[dict]:
+    """One row per run; refuses runs whose validation text differs."""
+    identities = {run: _val_identity(run) for run in runs}
+    reference = identities[runs[0]]
+    for run, identity in identities.items():
+        if identity[1] != reference[1]:
+            raise InputError(f"{run}: its validation split ({identity[0]}: {identity[1][0]} bytes, {identity[1][1]} "
+                             f"documents) is not the one of {runs[0]} ({reference[0]}: {reference[1][0]} bytes, "
+                             f"{reference[1][1]} documents); compare runs prepared from the same corpus and split.")
+    rows = []
+    for run in runs:
+        records = _metrics(run)
+        result = evaluate_run(run, device=device, pppl_windows=0)
+        train = [r for r in records if "loss" in r]
+        last = train[-1] if train else {}
+        meta = read_meta(Path(_val_identity(run)[0]))
+        rows.append({
+            "run": str(run), "family": result["family"], "objective": result["objective"],
+            "params": _params(run), "steps": last.get("step", 0), "tokens": last.get("tokens", 0),
+            "train_time": last.get("train_time", 0.0),
+            "tokens_per_s": last.get("tokens", 0) / max(last.get("train_time", 0.0), 1e-9),
+            "val_loss": result["val_loss"], "bits_per_byte": result.get("bits_per_byte"),
+            "bytes_per_token": meta.bytes_per_token("train"), "curve": records,
+        })
+    return rows
+
+
+def _params(run: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(run / "model.safetensors"), "pt") as handle:
+        return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
+
+
+def plot(rows: list[dict], out: Path) -> None:
+    """Loss against training seconds and against tokens; language models in bits per byte (nats/token
+    divided by ln 2 and by the train split's bytes per token), so tokenizers compare fairly."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    for row in rows:
+        scale = 1 / math.log(2) / row["bytes_per_token"] if row["objective"] != "masked_lm" else 1.0
+        val = [r for r in row["curve"] if "val_loss" in r and "train_time" in r]
+        label = f"{Path(row['run']).name} ({row['family']})"
+        for ax, x in zip(axes, ("train_time", "tokens")):
+            line, = ax.plot([r[x] for r in row["curve"] if "loss" in r],
+                            [r["loss"] * scale for r in row["curve"] if "loss" in r], linewidth=0.8, alpha=0.5)
+            ax.plot([r[x] for r in val], [r["val_loss"] * scale for r in val], "o-", color=line.get_color(),
+                    label=label, markersize=3)
+    for ax, xlabel in zip(axes, ("training time (s)", "tokens seen")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("loss (bits/byte; masked LM: nats/token)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("train (thin) and validation (dots) loss")
+    save_figure(fig, out)
+
+
+def _table(rows: list[dict]) -> str:
+    header = f"{'run':<24} {'family':<6} {'params':>9} {'steps':>7} {'tokens/s':>10} {'time s':>7} " \
+             f"{'val loss':>9} {'bits/byte':>9}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        bpb = f"{r['bits_per_byte']:.4f}" if r["bits_per_byte"] is not None else "n/a"
+        lines.append(f"{Path(r['run']).name[:24]:<24} {r['family']:<6} {r['params'] / 1e6:>8.2f}M {r['steps']:>7} "
+                     f"{r['tokens_per_s']:>10,.0f} {r['train_time']:>7.0f} {r['val_loss']:>9.4f} {bpb:>9}")
+    best = [r for r in rows if r["bits_per_byte"] is not None]
+    if len(best) > 1:
+        best.sort(key=lambda r: r["bits_per_byte"])
+        lines.append(f"best: {Path(best[0]['run']).name} at {best[0]['bits_per_byte']:.4f} bits/byte, "
+                     f"{100 * (1 - best[0]['bits_per_byte'] / best[1]['bits_per_byte']):.1f}% below "
+                     f"{Path(best[1]['run']).name}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = compare_runs(args.runs, args.device)
+    plot(rows, args.out)
+    print(_table(rows) + f"\nplot: {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"runs": [{k: v for k, v in r.items() if k != "curve"} for r in rows],
+                          "plot": str(args.out)}))
+    return 0

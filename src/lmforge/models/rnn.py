@@ -1,0 +1,135 @@
+"""Recurrent language models: Elman (tanh) RNN, LSTM and GRU over token embeddings, with tied
+embeddings as an option. The hidden state is carried by the caller (truncated BPTT in training,
+the decoder state in generation) and can be reset per row where a new document starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+State = tuple[Tensor, ...]  # (h,) for rnn/gru, (h, c) for lstm; each (n_layers, B, d_model)
+
+
+@dataclass
+class RNNConfig:
+    vocab_size: int = 8192
+    """Tokens in the vocabulary; must match the tokenizer (taken from the shards when training)."""
+    cell: str = field(default="lstm", metadata={"cli": False})
+    """rnn (Elman, tanh), lstm or gru; chosen by --model, not by a flag."""
+    d_model: int = 256
+    """Hidden state size of every recurrent layer."""
+    d_embed: int | None = None
+    """Token embedding size; None means d_model (needed for --tie-embeddings)."""
+    n_layers: int = 2
+    """Stacked recurrent layers."""
+    dropout: float = 0.1
+    """Dropout on the embeddings, between recurrent layers and on the output states."""
+    tie_embeddings: bool = True
+    """Share the input embedding and output projection weights (Press & Wolf, Inan et al.)."""
+
+    def __post_init__(self) -> None:
+        if self.d_embed is None:
+            self.d_embed = self.d_model
+        checks = [
+            (self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}"),
+            (self.vocab_size > 0, f"--vocab-size must be positive, got {self.vocab_size}"),
+            (self.d_model > 0 and self.d_embed > 0, "--d-model and --d-embed must be positive"),
+            (self.n_layers > 0, f"--n-layers must be positive, got {self.n_layers}"),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
+            (not self.tie_embeddings or self.d_embed == self.d_model,
+             f"--tie-embeddings needs --d-embed equal to --d-model ({self.d_embed} != {self.d_model})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layers=2, d_model=256),
+    "small": dict(n_layers=2, d_model=512),
+    "medium": dict(n_layers=3, d_model=1024, dropout=0.2),
+}
+
+
+class RNNLM(nn.Module):
+    def __init__(self, config: RNNConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_embed)
+        self.dropout = nn.Dropout(config.dropout)
+        extra = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
+        self.rnn = CELLS[config.cell](config.d_embed, config.d_model, config.n_layers, batch_first=True,
+                                      dropout=config.dropout if config.n_layers > 1 else 0.0, **extra)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Embeddings uniform(-0.1, 0.1) as in the classic recipes; LSTM forget gates start open (bias 1)."""
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        if not self.config.tie_embeddings:
+            nn.init.uniform_(self.lm_head.weight, -0.1, 0.1)
+        if self.config.cell == "lstm":
+            d = self.config.d_model
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        param[d:2 * d].fill_(1.0)  # gate order: input, forget, cell, output
+
+    def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
+        if self.config.cell == "lstm":
+            out, (h, c) = self.rnn(x, state)
+            return out, (h, c)
+        out, h = self.rnn(x, None if state is None else state[0])
+        return out, (h,)
+
+    def hidden(self, tokens: Tensor, state: State | None = None,
+               resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """Output states (B, T, d_model) and the state after the last token. `resets` (B, T) marks the
+        tokens before which a row's state is zeroed (a new document starts there): the window is cut
+        at those columns and run piece by piece, so a reset is exact, and free where there is none."""
+        x = self.dropout(self.embed(tokens))                                  # (B, T, d_embed)
+        T = tokens.size(1)
+        columns = [] if resets is None else resets.any(dim=0).nonzero().flatten().tolist()
+        bounds = sorted({0, T, *columns})
+        pieces = []
+        for start, end in zip(bounds, bounds[1:]):
+            if state is not None and resets is not None and resets[:, start].any():
+                keep = (~resets[:, start]).to(x.dtype)[None, :, None]        # (1, B, 1)
+                state = tuple(s * keep for s in state)
+            out, state = self._run(x[:, start:end], state)                   # (B, end - start, d_model)
+            pieces.append(out)
+        out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)    # (B, T, d_model)
+        return self.dropout(out), state
+
+    def forward(self, tokens: Tensor, state: State | None = None) -> Tensor:
+        """Logits (B, T, vocab_size) of a sequence read from `state` (zeros when None)."""
+        return self.lm_head(self.hidden(tokens, state)[0])
+
+    # --- the decoder protocol (inference/generate.py uses only these) -------------------------
+    max_context = None  # a recurrent state summarises any length of context
+
+    def new_state(self, batch_size: int, device=None, dtype=None) -> State:
+        shape = (self.config.n_layers, batch_size, self.config.d_model)
+        count = 2 if self.config.cell == "lstm" else 1
+        return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in range(count))
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """Logits (B, T, vocab_size) for `tokens` after `state`, and the state after them."""
+        hidden, state = self.hidden(tokens, state)
+        return self.lm_head(hidden), state
+
+    # --- size ------------------------------------------------------------------------------------
+    def num_params(self, embeddings: bool = True) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        return total if embeddings else total - self.embed.weight.numel()
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token: 6 * (recurrent matrices + output head); every weight is used
+        once per token in a matrix product, forward and twice backward."""
+        recurrent = sum(p.numel() for name, p in self.rnn.named_parameters() if name.startswith("weight"))
+        return 6 * (recurrent + self.lm_head.weight.numel())
