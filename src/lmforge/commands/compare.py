@@ -74,7 +74,7 @@ def _params(run: Path) -> int:
     from safetensors import safe_open
 
     with safe_open(str(run / "model.safetensors"), "pt") as handle:
-        return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
+        return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())  # noqa: SIM118 (safe_open is no dict)
 
 
 def plot(rows: list[dict], out: Path) -> None:

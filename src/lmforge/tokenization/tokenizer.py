@@ -47,8 +47,9 @@ class Tokenizer:
         # role -> id of the special tokens this file has (older files lack the encoder tokens)
         self.special_ids = {role: self.hf.token_to_id(token) for role, token in ROLES.items()
                             if self.hf.token_to_id(token) is not None}
-        self.bos_id, self.eos_id, self.pad_id, self.unk_id = (self.special_ids.get(r) for r in ("bos", "eos", "pad", "unk"))
-        self.mask_id, self.cls_id, self.sep_id = (self.special_ids.get(r) for r in ("mask", "cls", "sep"))
+        get = self.special_ids.get
+        self.bos_id, self.eos_id, self.pad_id, self.unk_id = get("bos"), get("eos"), get("pad"), get("unk")
+        self.mask_id, self.cls_id, self.sep_id = get("mask"), get("cls"), get("sep")
 
     def require(self, *roles: str, purpose: str) -> None:
         """Refuse, in one line, a tokenizer that lacks special tokens `purpose` needs."""
