@@ -40,3 +40,17 @@ def test_causal_lm_objective_equals_plain_logits_loss():
     assert abs(loss.item() - plain.item()) < 1e-5
     for a, p in zip(fused_grads, model.parameters()):
         torch.testing.assert_close(a, p.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_muon_takes_hidden_linear_matrices_by_module_type():
+    from lmforge.models.bert import BERT, BERTConfig
+    from lmforge.training.optim import muon_matrices
+
+    model = GPT(GPTConfig(vocab_size=40, max_seq_len=16, n_layers=2, n_heads=2, d_model=16))
+    chosen = {id(p) for p in muon_matrices(model)}
+    expected = {id(p) for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2}
+    assert chosen == expected  # not the embedding, not the head, not the norms
+    bert = BERT(BERTConfig(vocab_size=40, max_seq_len=16, n_layers=1, n_heads=2, d_model=16))
+    names = {n for n, p in bert.named_parameters() if id(p) in {id(q) for q in muon_matrices(bert)}}
+    assert "mlm_head.dense.weight" in names and "mlm_head.decoder.weight" not in names
+    assert not any("embed" in n or "position" in n for n in names)

@@ -47,7 +47,7 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
                        owner=f"run {run}")
     tokens = meta.tokens(split)
     train = loaded.config.get("train", {})
-    seq_len = int(train.get("seq_len") or model.config.max_seq_len)
+    seq_len = int(train.get("seq_len") or getattr(model.config, "max_seq_len", 0))
     recipe = RECIPES[loaded.run.family]
     masked = recipe.objective == "masked_lm"
     window = seq_len - 1 if masked else seq_len   # an encoder window is [CLS] + seq_len - 1 tokens

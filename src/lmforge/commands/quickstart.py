@@ -89,7 +89,7 @@ def run_quickstart(args) -> dict:
 def _train_tiny(args, meta, run_dir: Path) -> dict:
     """The same recipe `lmforge train --preset P --max-time T` uses: one set of defaults for both."""
     model_config, train_config = resolve_configs("gpt", args.preset, meta.vocab_size, {}, {},
-                                                 {"max_time": args.max_time, "max_steps": 1_000_000})
+                                                 {"max_time": args.max_time})
     return new_run(run_dir, "gpt", args.preset, model_config, train_config, meta)
 
 

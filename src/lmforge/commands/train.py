@@ -67,11 +67,12 @@ def _add_foreign_flags(parser: argparse.ArgumentParser, family: str) -> None:
     own, train = _own_fields(family), {f.name for f in dataclasses.fields(TrainConfig)}
     foreign = {name for other in MODELS if other != family for name in _own_fields(other)} - own - train
     for name in sorted(foreign):
-        parser.add_argument("--" + name.replace("_", "-"), dest=FOREIGN + name, default=None, help=argparse.SUPPRESS)
+        parser.add_argument("--" + name.replace("_", "-"), dest=FOREIGN + name, default=None, nargs="?", const=True,
+                            help=argparse.SUPPRESS)
 
 
 def _refuse_foreign_flags(args: argparse.Namespace, family: str) -> None:
-    given = [name[len(FOREIGN):] for name, value in vars(args).items() if name.startswith(FOREIGN) and value]
+    given = [name[len(FOREIGN):] for name, value in vars(args).items() if name.startswith(FOREIGN) and value is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")
         owners = [f for f in MODELS if given[0] in _own_fields(f)]

@@ -61,3 +61,11 @@ def sample_next(logits: Tensor, context: Tensor | None, config: SamplingConfig, 
         return int(logits.argmax())
     logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+
+def next_token_probs(logits: Tensor, context: Tensor | None, config: SamplingConfig) -> Tensor:
+    """The distribution `sample_next` draws from, (V,) float: one-hot on the argmax when greedy."""
+    logits = apply_repetition_penalty(logits.float(), context, config.repetition_penalty)
+    if config.temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(), logits.size(-1)).float()
+    return filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p).softmax(-1)

@@ -63,8 +63,8 @@ class GPTConfig:
 
 
 PRESETS: dict[str, dict] = {
-    "tiny": dict(n_layers=4, n_heads=4, d_model=128, max_seq_len=256),
-    "small": dict(n_layers=6, n_heads=6, d_model=384, max_seq_len=512),
+    "tiny": dict(n_layers=4, n_heads=4, d_model=128, max_seq_len=128),   # 128: more steps in a CPU budget
+    "small": dict(n_layers=6, n_heads=6, d_model=384, max_seq_len=256),
     "gpt2-124m": dict(n_layers=12, n_heads=12, d_model=768, max_seq_len=1024, d_ff=2048),
     "medium": dict(n_layers=24, n_heads=16, d_model=1024, max_seq_len=1024),
     "llama-1b": dict(n_layers=16, n_heads=32, n_kv_heads=8, d_model=2048, d_ff=8192, max_seq_len=2048,
@@ -228,6 +228,11 @@ class GPT(nn.Module):
     def step(self, tokens: Tensor, state: KVCache) -> tuple[Tensor, KVCache]:
         """Logits (B, T, vocab_size) for `tokens` after the cached positions; the cache grows by T."""
         return self.forward(tokens, state), state
+
+    def truncate(self, state: KVCache, length: int) -> KVCache:
+        """Forget the cached positions from `length` on (draft tokens the verifier rejected)."""
+        state.pos = length
+        return state
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())

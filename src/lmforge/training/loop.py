@@ -25,6 +25,9 @@ from lmforge.training.optim import build_optimizers, lr_factor
 from lmforge.training.recipes import RECIPES, DataContext, Recipe
 
 
+UNLIMITED_STEPS = 1_000_000_000
+
+
 @dataclass
 class TrainConfig:
     batch_size: int = 16
@@ -33,8 +36,9 @@ class TrainConfig:
     """Micro-steps whose gradients are summed before each optimizer step."""
     seq_len: int | None = None
     """Training context length in tokens; None means the model's max_seq_len."""
-    max_steps: int = 2000
-    """Stop after this many optimizer steps (also the length of the LR schedule)."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (also the length of the LR schedule); None means 2,000
+    without --max-time and no step limit with it (the clock decides)."""
     max_time: float | None = None
     """Stop after this many seconds of training; the LR schedule then follows the clock."""
     lr: float = 2e-3
@@ -73,6 +77,9 @@ class TrainConfig:
     """Checkpoints to keep on disk."""
     log_every: int = 10
     """Write train loss to metrics.jsonl every this many steps."""
+    log: str = "jsonl"
+    """jsonl (metrics.jsonl and loss.png only), or tensorboard (also event files in RUN/tensorboard/;
+    needs pip install 'lmforge[tensorboard]')."""
     max_nan_skips: int = 5
     """Stop after this many consecutive steps with a NaN/inf loss or gradient."""
     seed: int = 1337
@@ -89,6 +96,8 @@ class TrainConfig:
     """Masked LM (bert): mask whole words, all their WordPiece pieces together."""
 
     def __post_init__(self) -> None:
+        if self.max_steps is None:
+            self.max_steps = UNLIMITED_STEPS if self.max_time else 2000
         positive = ["batch_size", "grad_accum", "max_steps", "eval_every", "eval_windows",
                     "checkpoint_every", "keep_checkpoints", "log_every"]
         for name in positive:
@@ -105,6 +114,7 @@ class TrainConfig:
             (self.schedule in ("cosine", "wsd", "constant"),
              f"--schedule must be cosine, wsd or constant, got {self.schedule!r}"),
             (0 < self.decay_fraction <= 1, f"--decay-fraction must be in (0, 1], got {self.decay_fraction}"),
+            (self.log in ("jsonl", "tensorboard"), f"--log must be jsonl or tensorboard, got {self.log!r}"),
             (self.optimizer in ("adamw", "muon"), f"--optimizer must be adamw or muon, got {self.optimizer!r}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)"),
@@ -229,9 +239,13 @@ class Budget:
         c = self.config
         if c.warmup_steps is not None:
             return c.warmup_steps
+        if c.warmup_fraction == 0:
+            return 0
         expected = c.max_steps
-        if self.time_budget:  # steps the clock allows at the speed so far (100 before the first step)
-            expected = min(expected, round(step / train_time * self.time_budget) if step else 100 / c.warmup_fraction)
+        if self.time_budget:
+            if step == 0:  # no speed measured yet: the first step runs at 1% of the peak LR
+                return 100
+            expected = min(expected, round(step / train_time * self.time_budget))  # steps the clock allows
         return max(1, round(c.warmup_fraction * expected))
 
     def lr_factor(self, step: int, train_time: float) -> float:
@@ -296,7 +310,8 @@ def train(setup: TrainSetup) -> dict:
     net = HiddenStates(raw_model)
     net = distributed.wrap(torch.compile(net) if config.compile else net, info, device)
     objective = OBJECTIVES[recipe.objective]
-    metrics = MetricsLog(setup.run_dir, resume_step=step if setup.resume else None) if info.is_main else None
+    metrics = MetricsLog(setup.run_dir, resume_step=step if setup.resume else None,
+                         tensorboard=config.log == "tensorboard") if info.is_main else None
     tokens_per_step = config.batch_size * config.grad_accum * info.world_size * seq_len
     flops_per_token = raw_model.flops_per_token(seq_len) if hasattr(raw_model, "flops_per_token") else None
     peak = peak_flops(device) if flops_per_token else None  # of one process; the step does the work of all ranks
@@ -374,6 +389,8 @@ def train(setup: TrainSetup) -> dict:
                 checkpoint()
     finally:
         bar.close()
+        if metrics:
+            metrics.close()
     if not (setup.run_dir / "model.safetensors").exists():
         checkpoint()
     distributed.shutdown(info)

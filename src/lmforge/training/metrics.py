@@ -8,13 +8,18 @@ from pathlib import Path
 
 import torch
 
+from lmforge.errors import InputError
+from lmforge.evaluation.plots import save_figure
 from lmforge.runs import atomic_write_bytes
 
 
 class MetricsLog:
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
+    """metrics.jsonl always; TensorBoard event files in RUN/tensorboard/ when asked."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None, tensorboard: bool = False):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.plot_path = Path(run_dir) / "loss.png"
+        self.board = _tensorboard_writer(Path(run_dir) / "tensorboard", resume_step) if tensorboard else None
         if resume_step is not None and self.path.exists():
             # drop what was logged after the checkpoint we resume from: it will be redone
             kept = [line for line in self.path.read_text().splitlines()
@@ -26,6 +31,15 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         with open(self.path, "a") as handle:
             handle.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
+        if self.board is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.board.add_scalar(key if key.startswith("val") else f"train/{key}", value, record["step"])
+            self.board.flush()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
     def records(self) -> list[dict]:
         if not self.path.exists():
@@ -50,11 +64,17 @@ class MetricsLog:
         ax.set_ylabel("loss (nats/token)")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        tmp = self.plot_path.with_name(".loss.png.tmp")
-        fig.savefig(tmp, format="png")
-        plt.close(fig)
-        tmp.replace(self.plot_path)
+        save_figure(fig, self.plot_path)
+
+
+def _tensorboard_writer(directory: Path, resume_step: int | None):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("--log tensorboard needs the tensorboard package: pip install 'lmforge[tensorboard]' "
+                         "(or drop --log; metrics.jsonl is always written).") from None
+    # on resume, TensorBoard drops the events after the resumed step (they are redone)
+    return SummaryWriter(str(directory), purge_step=resume_step + 1 if resume_step is not None else None)
 
 
 _PEAK_CACHE: dict[str, float] = {}
@@ -69,7 +89,9 @@ def peak_flops(device: torch.device) -> float | None:
     if device.type != "cpu":
         return None
     if "cpu" not in _PEAK_CACHE:
-        a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+        # its own generator: drawing from the global one would shift the dropout masks of a resumed run
+        generator = torch.Generator().manual_seed(0)
+        a, b = torch.randn(1024, 1024, generator=generator), torch.randn(1024, 1024, generator=generator)
         for _ in range(3):
             a @ b
         start, n = time.perf_counter(), 10

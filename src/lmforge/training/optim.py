@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from lmforge.errors import InputError
+
 
 class Optimizers:
     """One or two torch optimizers driven as one: step, zero_grad, LR factor, state dict."""
@@ -38,14 +40,27 @@ class Optimizers:
             opt.load_state_dict(state[str(i)])
 
 
+def muon_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The hidden matrices Muon suits, chosen by module type: the weights of nn.Linear layers, except
+    projections onto the vocabulary (output heads; a hidden layer exactly vocab_size wide would stay
+    with AdamW too). Embeddings, vectors and recurrent cells (whose stacked gate matrices are no
+    single linear map) stay with AdamW."""
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    return [m.weight for m in model.modules()
+            if isinstance(m, nn.Linear) and m.weight.requires_grad and m.out_features != vocab_size]
+
+
 def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: float, betas: tuple[float, float],
                      muon_lr: float, device: torch.device) -> Optimizers:
-    """Matrices decay, vectors (norm gains) do not. With Muon, the blocks' hidden matrices use Muon
-    and embeddings, the output head and vectors use AdamW (as in the Muon paper)."""
+    """Matrices decay, vectors (norm gains, biases) do not. With Muon, the hidden matrices use Muon and
+    everything else AdamW (as in the Muon paper)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     fused = device.type in ("cuda", "cpu")  # torch has fused AdamW kernels for both
     if name == "muon":
-        hidden = [p for n, p in params if p.dim() == 2 and n.startswith("blocks.")]
+        hidden = muon_matrices(model)
+        if not hidden:
+            raise InputError("--optimizer muon: this model has no hidden linear matrices for Muon "
+                             "(recurrent cells and embeddings use AdamW); use --optimizer adamw.")
         hidden_ids = {id(p) for p in hidden}
         rest = [(n, p) for n, p in params if id(p) not in hidden_ids]
         adamw = _adamw(rest, lr, weight_decay, betas, fused)

@@ -1,0 +1,124 @@
+"""BERT masked LM: lmforge's training loop (`train()`, the code `lmforge train --model bert` runs) against
+Hugging Face `BertForMaskedLM` of the same shape in a plain loop, on the same masked batches (the same
+sampler and seed), the same AdamW settings and schedule, for the same number of steps. Reports
+training tokens/s and masked-token accuracy / loss on the same fixed validation batches.
+    python bench/bert_mlm.py [--steps 300]       (run bench/cli_defaults.py first: it makes the corpus)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from common import machine
+from torch import nn
+
+from lmforge.data.shards import read_meta
+from lmforge.evaluation.masked import masked_sums
+from lmforge.models.bert import BERT, PRESETS, BERTConfig
+from lmforge.tokenization.tokenizer import Tokenizer
+from lmforge.training.batches import eval_windows
+from lmforge.training.loop import TrainConfig, TrainSetup, train
+from lmforge.training.optim import build_optimizers, lr_factor
+from lmforge.training.recipes import RECIPES, DataContext, masked_eval_batches
+
+WORK = Path("/tmp/lmforge-bench-cli")
+
+
+def shards() -> Path:
+    out = WORK / "data" / "tokens" / "wp8k"
+    if not (out / "meta.json").exists():
+        cli = [sys.executable, "-m", "lmforge"]
+        subprocess.run([*cli, "tokenizer", "train", WORK / "data", "--kind", "wordpiece", "--vocab-size", "8192",
+                        "--out", WORK / "tok" / "wp8k"], check=True, capture_output=True)
+        subprocess.run([*cli, "tokenize", WORK / "data", "--tokenizer", WORK / "tok" / "wp8k"], check=True,
+                       capture_output=True)
+    return out
+
+
+class HFAsEncoder(nn.Module):
+    """HF BertForMaskedLM seen through our encoder interface (hidden + mlm_head), for the same evaluation."""
+
+    def __init__(self, hf):
+        super().__init__()
+        self.hf = hf
+
+    def hidden(self, tokens):
+        return self.hf.bert(input_ids=tokens).last_hidden_state
+
+    def mlm_head(self, hidden):
+        return self.hf.cls(hidden)
+
+
+def hf_loop(config: BERTConfig, sampler, steps: int, train_config: TrainConfig) -> tuple[nn.Module, float]:
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    hf = BertForMaskedLM(BertConfig(vocab_size=config.vocab_size, hidden_size=config.d_model,
+                                    num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
+                                    intermediate_size=config.d_ff, max_position_embeddings=config.max_seq_len,
+                                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                    attn_implementation="sdpa"))
+    c = train_config
+    opt = build_optimizers(hf, name="adamw", lr=c.lr, weight_decay=c.weight_decay, betas=(c.beta1, c.beta2),
+                           muon_lr=c.muon_lr, device=torch.device("cpu"))
+    warmup = max(1, round(c.warmup_fraction * steps))
+    clock = 0.0
+    for step in range(steps):
+        start = time.perf_counter()
+        opt.set_lr_factor(lr_factor(step / steps, step, warmup_steps=warmup, schedule="cosine",
+                                    min_lr_ratio=c.min_lr_ratio, decay_fraction=c.decay_fraction))
+        batch = sampler.micro_batch(step, 0)
+        hf(input_ids=batch.tokens, labels=batch.targets).loss.backward()
+        torch.nn.utils.clip_grad_norm_(hf.parameters(), c.grad_clip)
+        opt.step()
+        opt.zero_grad()
+        clock += time.perf_counter() - start
+    return HFAsEncoder(hf).eval(), clock
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    meta = read_meta(shards())
+    tokenizer = Tokenizer(meta.directory / "tokenizer.json")
+    config = BERTConfig(vocab_size=meta.vocab_size, **PRESETS["tiny"])
+    train_config = TrainConfig(**RECIPES["bert"].train_presets["tiny"], max_steps=args.steps, eval_every=10**9,
+                               checkpoint_every=10**9, threads=2)
+    ctx = DataContext(config.max_seq_len, train_config.batch_size, 1, train_config.seed, tokenizer)
+    tokens_per_step = train_config.batch_size * config.max_seq_len
+    print(f"# {machine()}; BERT tiny (4 x 128), WordPiece 8k, batch {train_config.batch_size} x "
+          f"{config.max_seq_len}, {args.steps} steps", flush=True)
+    val = meta.tokens("val")
+    starts = eval_windows(val, config.max_seq_len - 1, 64)
+    rows = []
+    torch.manual_seed(train_config.seed)
+    ours = BERT(config)
+    run = WORK / "runs" / "bert-bench"
+    subprocess.run(["rm", "-rf", str(run)])
+    run.mkdir(parents=True)
+    summary = train(TrainSetup(run_dir=run, model=ours, config=train_config, train_tokens=meta.tokens("train"),
+                               val_tokens=None, tokenizer=tokenizer, family="bert"))
+    report = masked_sums(ours.eval(), masked_eval_batches(val, starts, ctx), torch.device("cpu")).report()
+    rows.append({"run": "lmforge BERT (pre-norm, MLM head on masked rows only)",
+                 "tokens_per_s": summary["tokens_per_s"], **report})
+    sampler = RECIPES["bert"].sampler(meta.tokens("train"), ctx)
+    hf, seconds = hf_loop(config, sampler, args.steps, train_config)
+    report = masked_sums(hf, masked_eval_batches(val, starts, ctx), torch.device("cpu")).report()
+    rows.append({"run": "HF BertForMaskedLM (post-norm), plain loop", "tokens_per_s": args.steps * tokens_per_step /
+                 seconds, **report})
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"tokens_per_s_ratio": round(rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"], 2),
+                      "masked_accuracy": [round(r["masked_accuracy"], 4) for r in rows]}))
+
+
+if __name__ == "__main__":
+    main()
