@@ -52,7 +52,8 @@ def shards(work: Path, megabytes: float) -> Path:
     tokens = work / "data" / "tokens" / "char"
     if not (tokens / "meta.json").exists():
         cli("prepare", corpus(work, megabytes), "--out", work / "data", "--val-fraction", "0.1", "--overwrite")
-        cli("tokenizer", "train", work / "data", "--kind", "char", "--vocab-size", "256", "--out", work / "tok" / "char")
+        cli("tokenizer", "train", work / "data", "--kind", "char", "--vocab-size", "256",
+            "--out", work / "tok" / "char")
         cli("tokenize", work / "data", "--tokenizer", work / "tok" / "char")
     return tokens
 

@@ -72,7 +72,8 @@ def _add_foreign_flags(parser: argparse.ArgumentParser, family: str) -> None:
 
 
 def _refuse_foreign_flags(args: argparse.Namespace, family: str) -> None:
-    given = [name[len(FOREIGN):] for name, value in vars(args).items() if name.startswith(FOREIGN) and value is not None]
+    given = [name[len(FOREIGN):] for name, value in vars(args).items()
+             if name.startswith(FOREIGN) and value is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")
         owners = [f for f in MODELS if given[0] in _own_fields(f)]

@@ -24,7 +24,6 @@ from lmforge.training.objectives import OBJECTIVES, HiddenStates
 from lmforge.training.optim import build_optimizers, lr_factor
 from lmforge.training.recipes import RECIPES, DataContext, Recipe
 
-
 UNLIMITED_STEPS = 1_000_000_000
 
 
