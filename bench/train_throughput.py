@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from common import fp32_matmul_peak, hf_llama, machine, ours
 
 from lmforge.models.gpt import PRESETS, GPTConfig
-from lmforge.training.objectives import causal_lm
+from lmforge.training.batches import LMBatch
+from lmforge.training.objectives import HiddenStates, causal_lm
 
 SHAPES = {"tiny": dict(batch=16, seq=256), "small": dict(batch=8, seq=256)}
 
@@ -50,11 +51,12 @@ def main() -> None:
     print(f"# {machine()}; measured fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
     results = []
     for preset in args.presets:
-        config = GPTConfig(vocab_size=args.vocab_size, **PRESETS[preset])
         shape = SHAPES.get(preset, dict(batch=4, seq=256))
+        config = GPTConfig(vocab_size=args.vocab_size, **{**PRESETS[preset], "max_seq_len": shape["seq"]})
         model = ours(config)
         # lmforge's step is its training objective (fused head + loss on CPU); HF's is logits + F.cross_entropy
-        lm = time_steps(model, causal_lm, config.vocab_size, shape["batch"], shape["seq"], args.steps)
+        lm = time_steps(HiddenStates(model), lambda net, x, y: causal_lm(net, LMBatch(x, y)), config.vocab_size,
+                        shape["batch"], shape["seq"], args.steps)
         hf = time_steps(hf_llama(config), hf_loss, config.vocab_size, shape["batch"], shape["seq"], args.steps)
         mfu = lm * model.flops_per_token(shape["seq"]) / peak
         row = {"preset": preset, "params_M": round(model.num_params() / 1e6, 2), **shape,

@@ -54,7 +54,8 @@ class TrainConfig:
     decay_fraction: float = 0.2
     """For wsd: the final fraction of training spent decaying the LR."""
     optimizer: str = "adamw"
-    """adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings, head and norms)."""
+    """adamw; muon (Muon for hidden linear matrices, AdamW for embeddings, heads and norms); or sgd
+    (plain SGD, the classic recurrent-LM recipe with a large --lr and a tight --grad-clip)."""
     muon_lr: float = 0.02
     """Peak learning rate of the Muon parameters (with --optimizer muon)."""
     weight_decay: float = 0.1
@@ -114,7 +115,8 @@ class TrainConfig:
              f"--schedule must be cosine, wsd or constant, got {self.schedule!r}"),
             (0 < self.decay_fraction <= 1, f"--decay-fraction must be in (0, 1], got {self.decay_fraction}"),
             (self.log in ("jsonl", "tensorboard"), f"--log must be jsonl or tensorboard, got {self.log!r}"),
-            (self.optimizer in ("adamw", "muon"), f"--optimizer must be adamw or muon, got {self.optimizer!r}"),
+            (self.optimizer in ("adamw", "muon", "sgd"),
+             f"--optimizer must be adamw, muon or sgd, got {self.optimizer!r}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)"),
             (self.grad_clip >= 0, f"--grad-clip must be >= 0, got {self.grad_clip}"),

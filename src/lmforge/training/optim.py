@@ -66,6 +66,8 @@ def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: fl
         adamw = _adamw(rest, lr, weight_decay, betas, fused)
         muon = torch.optim.Muon(hidden, lr=muon_lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
         return Optimizers([adamw, muon])
+    if name == "sgd":  # the classic recurrent-LM recipe: plain SGD at a large LR with tight clipping
+        return Optimizers([torch.optim.SGD([p for _, p in params], lr=lr, weight_decay=weight_decay)])
     return Optimizers([_adamw(params, lr, weight_decay, betas, fused)])
 
 
