@@ -80,8 +80,9 @@ def main():
     parser.add_argument("--megabytes", type=float, default=4.0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lmforge-bench-cli"))
     parser.add_argument("--reference", action="store_true", help="also run nanoGPT's recipe")
+    parser.add_argument("--shards", type=Path, help="use these token shards (e.g. quickstart/data/tokens/bpe)")
     args = parser.parse_args()
-    tokens = shards(args.work, args.megabytes)
+    tokens = args.shards or shards(args.work, args.megabytes)
     print(f"# {machine()}; {json.loads((tokens / 'meta.json').read_text())['splits']}", flush=True)
     rows = [reference(tokens)] if args.reference else []
     if rows:
@@ -89,14 +90,15 @@ def main():
     for budget in args.budgets:
         runs = []
         for family in args.families:
-            run = args.work / "runs" / f"{family}-{budget:.0f}s"
+            run = args.work / "runs" / f"{tokens.name}-{family}-{budget:.0f}s"
             subprocess.run(["rm", "-rf", str(run)])
             summary = cli("train", "--data", tokens, "--model", family, "--preset", "tiny", "--out", run,
                           "--max-time", budget, "--json", capture_json=True)
             result = cli("eval", "--run", run, "--json", capture_json=True)
             rows.append({"run": f"lmforge {family} tiny --max-time {budget:.0f}", "val_loss": result["val_loss"],
-                         "bits_per_byte": result["bits_per_byte"], "steps": summary["steps"],
-                         "tokens_per_s": summary["tokens_per_s"], "params": summary["params"]})
+                         "bits_per_byte": result.get("bits_per_byte"), "steps": summary["steps"],
+                         "tokens_per_s": summary["tokens_per_s"], "params": summary["params"],
+                         "masked_accuracy": result.get("masked_accuracy")})
             print(json.dumps(rows[-1]), flush=True)
             runs.append(run)
         if len(runs) > 1:
