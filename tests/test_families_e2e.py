@@ -148,3 +148,20 @@ def test_tensorboard_event_files_when_asked(prepared, cli, tmp_path):
     events.Reload()
     assert {"train/loss", "val_loss"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("val_loss")] == [10]
+
+
+def test_speculative_generate_from_the_command_line(family_runs, cli):
+    gpt = family_runs / "gpt"
+    plain = cli("generate", "--run", gpt, "--prompt", "The river", "--max-new-tokens", "16", "--temperature", "0",
+                "--json").json()["generations"][0]
+    for drafter in (["--prompt-lookup"], ["--draft", gpt, "--draft-tokens", "3"]):
+        result = cli("generate", "--run", gpt, "--prompt", "The river", "--max-new-tokens", "16", "--temperature",
+                     "0", "--json", *drafter)
+        assert result.code == 0, result.err
+        fast = result.json()["generations"][0]
+        assert fast["text"] == plain["text"] and "acceptance" in fast
+        assert "drafted tokens accepted" in result.err
+    assert fast["acceptance"] == 1.0  # the run drafting for itself is always right
+    assert_input_error(cli("generate", "--run", family_runs / "lstm", "--prompt-lookup"), "state can be cut back",
+                       "drop --draft")
+    assert_input_error(cli("generate", "--run", gpt, "--draft", family_runs / "lstm"), "must be a gpt run")
