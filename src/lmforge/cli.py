@@ -36,7 +36,20 @@ def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser
     return parser, modules
 
 
+def _stop_string_dashes(argv: list[str]) -> list[str]:
+    """`--stop --` and `--stop=--`: argparse reads a bare `--` as the end of options (and turns
+    `--stop=--` into an empty list), yet `--` is a natural stop string (`-- Author` ends a quotation)."""
+    out: list[str] = []
+    for arg in argv:
+        if arg == "--" and out and out[-1] == "--stop":
+            out[-1] = "--stop=\x00--"
+        else:
+            out.append("--stop=\x00--" if arg == "--stop=--" else arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _stop_string_dashes(list(sys.argv[1:] if argv is None else argv))
     parser, modules = build_parser(argv)
     args = parser.parse_args(argv)
     try:

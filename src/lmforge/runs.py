@@ -12,6 +12,14 @@ from typing import Any
 from lmforge.errors import InputError
 
 
+def plain_file_mode(path: Path) -> None:
+    """Give a file the mode a plain open() would (0666 less the umask): temp files are created 0600,
+    which would leave a shared run directory unreadable to others."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename: readers never see half a file."""
     path = Path(path)
@@ -22,6 +30,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        plain_file_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -67,6 +76,7 @@ def save_weights(model, path: Path) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     save_model(model, str(tmp), metadata={"format": "lmforge.weights"})
+    plain_file_mode(tmp)
     os.replace(tmp, path)
 
 

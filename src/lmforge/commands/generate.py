@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--prompt", default=None, help="prompt text (default: empty)")
     parser.add_argument("--prompts-file", type=Path, help="one prompt per line; generates for each")
     parser.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per prompt")
-    parser.add_argument("--stop", action="append", default=[], help="stop when this string appears (repeatable)")
+    parser.add_argument("--stop", action="append", default=[], type=lambda text: text.lstrip("\x00"),
+                        help="stop when this string appears (repeatable; --stop -- works too)")
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")

@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
         name = f"{args.tokenizer}{args.vocab_size}" if args.tokenizer != "byte" else "byte"
         tokenizer_dir = args.out / "tokenizers" / name
-        train_tokenizer_on(args.out, args.tokenizer, args.vocab_size, tokenizer_dir)
-        summary["tokens"] = tokenize_dataset(args.out, tokenizer_dir, None)
+        # the clean text was just (re)written: a tokenizer or shards left from before are stale
+        train_tokenizer_on(args.out, args.tokenizer, args.vocab_size, tokenizer_dir, overwrite=True)
+        summary["tokens"] = tokenize_dataset(args.out, tokenizer_dir, None, overwrite=True)
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -62,9 +62,9 @@ def run_quickstart(args) -> dict:
         raise InputError(f"{corpus_name}: too little text for a validation split (5% of documents); "
                          "give quickstart more documents.")
     say("3/6 tokenizer")
-    tokenizer_dir = train_tokenizer_on(out / "data", "bpe", args.vocab_size, out / "tokenizer")
+    tokenizer_dir = train_tokenizer_on(out / "data", "bpe", args.vocab_size, out / "tokenizer", overwrite=True)
     say("4/6 tokenize")
-    shards = tokenize_dataset(out / "data", tokenizer_dir, out / "data" / "tokens" / "bpe")
+    shards = tokenize_dataset(out / "data", tokenizer_dir, out / "data" / "tokens" / "bpe", overwrite=True)
     meta = read_meta(Path(shards["out"]))
     say(f"5/6 train ({args.max_time:.0f}s)")
     run_dir = out / "run"

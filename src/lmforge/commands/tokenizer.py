@@ -23,8 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     train = sub.add_parser("train", help="train a tokenizer on the train split of a prepared dataset")
     train.add_argument("data", type=Path, help="a `lmforge prepare` output directory")
     train.add_argument("--kind", choices=KINDS, default="bpe", help="tokenizer kind (default: bpe)")
-    train.add_argument("--vocab-size", type=int, default=8192, help="vocabulary size incl. special tokens")
+    train.add_argument("--vocab-size", type=int, default=8192,
+                       help="vocabulary size incl. special tokens (default: 8192)")
     train.add_argument("--out", type=Path, required=True, help="output directory (gets tokenizer.json)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a tokenizer already in --out (shards and runs made with it stop matching)")
     train.add_argument("--max-docs", type=int, default=None, help="train on at most this many documents")
 
 
@@ -38,8 +41,11 @@ def _limited_bytes(texts, max_bytes: int):
 
 
 def train_tokenizer_on(data: Path, kind: str, vocab_size: int, out: Path, max_docs: int | None = None,
-                       max_chars: int = 500_000_000) -> Path:
-    """Train on the train split of `data` and write `out/tokenizer.json`."""
+                       max_chars: int = 500_000_000, overwrite: bool = False) -> Path:
+    """Train on the train split of `data` and write `out/tokenizer.json` (refusing to replace one)."""
+    if (Path(out) / FILENAME).exists() and not overwrite:
+        raise InputError(f"{Path(out) / FILENAME}: a tokenizer is already there; shards and runs made with it would "
+                         "stop matching if it were replaced. Choose another --out, or pass --overwrite.")
     folder = clean_dir(data)
     if vocab_size <= 0:
         raise InputError(f"--vocab-size must be positive, got {vocab_size}.")
@@ -55,5 +61,5 @@ def train_tokenizer_on(data: Path, kind: str, vocab_size: int, out: Path, max_do
 
 
 def run(args: argparse.Namespace) -> int:
-    train_tokenizer_on(args.data, args.kind, args.vocab_size, args.out, args.max_docs)
+    train_tokenizer_on(args.data, args.kind, args.vocab_size, args.out, args.max_docs, overwrite=args.overwrite)
     return 0

@@ -105,7 +105,8 @@ def check_shards_match(meta: ShardMeta, *, vocab_size: int, tokenizer_sha256: st
     if tokenizer_sha256 and meta.tokenizer_sha256 != tokenizer_sha256:
         raise InputError(f"{meta.directory}/meta.json: shards were made with tokenizer {meta.tokenizer_name!r} "
                          f"(sha256 {meta.tokenizer_sha256[:12]}), but {owner} uses sha256 {tokenizer_sha256[:12]}; "
-                         "use shards tokenized with the run's tokenizer.json.")
+                         "use shards tokenized with the run's tokenizer.json: `lmforge tokenize DATA --tokenizer "
+                         "RUN --out NEW_SHARDS` re-creates them with it.")
     if meta.vocab_size > vocab_size:
         raise InputError(f"{meta.directory}/meta.json: vocab_size {meta.vocab_size} does not fit the model's "
                          f"vocab_size {vocab_size} ({owner}); re-tokenize or pass --vocab-size {meta.vocab_size}.")

@@ -1,0 +1,70 @@
+"""What a newcomer hit in the landed code: silent overwrites, private file modes, device tracebacks,
+a `--` stop string. Each test feeds the exact input."""
+
+import os
+import stat
+
+from conftest import TINY_MODEL, TINY_TRAIN, assert_input_error
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_written_files_respect_the_umask(prepared, cli, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert cli("train", "--data", prepared["shards"], "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
+                   "--max-steps", "2").code == 0
+        assert cli("tokenize", prepared["data"], "--tokenizer", prepared["tokenizer"], "--out",
+                   tmp_path / "shards").code == 0
+    finally:
+        os.umask(old)
+    run = tmp_path / "run"
+    for path in (run / "config.toml", run / "model.safetensors", run / "checkpoints" / "step_00000002" / "state.json",
+                 run / "checkpoints" / "step_00000002" / "model.safetensors", tmp_path / "shards" / "meta.json"):
+        assert mode(path) == 0o644, (path, oct(mode(path)))
+
+
+def test_tokenizer_and_shards_are_not_replaced_without_overwrite(prepared, cli, tmp_path):
+    tok = tmp_path / "tok"
+    assert cli("tokenizer", "train", prepared["data"], "--kind", "char", "--vocab-size", "64", "--out", tok).code == 0
+    before = (tok / "tokenizer.json").read_bytes()
+    assert_input_error(cli("tokenizer", "train", prepared["data"], "--kind", "bpe", "--vocab-size", "300",
+                           "--out", tok), "already there", "--overwrite")
+    assert (tok / "tokenizer.json").read_bytes() == before
+    assert cli("tokenizer", "train", prepared["data"], "--kind", "bpe", "--vocab-size", "300", "--out", tok,
+               "--overwrite").code == 0
+    assert cli("tokenize", prepared["data"], "--tokenizer", tok, "--out", tmp_path / "shards").code == 0
+    meta = (tmp_path / "shards" / "meta.json").read_bytes()
+    assert_input_error(cli("tokenize", prepared["data"], "--tokenizer", prepared["tokenizer"], "--out",
+                           tmp_path / "shards"), "already holds token shards", "--overwrite")
+    assert (tmp_path / "shards" / "meta.json").read_bytes() == meta
+
+
+def test_a_device_this_installation_lacks_is_named(prepared, cli, tmp_path):
+    import torch
+
+    args = ["train", "--data", prepared["shards"], "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
+            "--max-steps", "2"]
+    assert_input_error(cli(*args, "--device", "bogus"), "not a device name", "this installation has cpu")
+    if not torch.cuda.is_available():
+        assert_input_error(cli(*args, "--device", "cuda"), "--device cuda: not available here", "cpu")
+
+
+def test_a_double_dash_stop_string(prepared, cli, tmp_path):
+    assert cli("train", "--data", prepared["shards"], "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
+               "--max-steps", "2").code == 0
+    for stop in (["--stop=--"], ["--stop", "--"]):
+        result = cli("generate", "--run", tmp_path / "run", "--max-new-tokens", "20", "--seed", "1", *stop, "--json")
+        assert result.code == 0, result.err
+        assert "--" not in result.json()["generations"][0]["text"]
+
+
+def test_the_stop_string_reaches_generate_as_two_dashes():
+    from lmforge.cli import _stop_string_dashes, build_parser
+
+    for stop in (["--stop=--"], ["--stop", "--"]):
+        argv = _stop_string_dashes(["generate", "--run", "r", *stop, "--stop", "END"])
+        parser, _ = build_parser(argv)
+        assert parser.parse_args(argv).stop == ["--", "END"]
