@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from lmforge.tokenization.corpus import tokenize_corpus
 from lmforge.errors import InputError
+from lmforge.tokenization.corpus import tokenize_corpus
 from lmforge.tokenization.tokenizer import Tokenizer
 
 
