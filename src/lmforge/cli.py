@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print("lmforge: interrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
         return 130
     except Exception as error:
-        from lmforge.training.loop import TrainingDiverged
+        from lmforge.training.loop import TrainingDiverged, TrainingInterrupted
 
+        if isinstance(error, TrainingInterrupted):
+            print(f"lmforge: {error}", file=sys.stderr)
+            return 130
         if isinstance(error, TrainingDiverged):
             print(f"lmforge: error: {error}", file=sys.stderr)
             return 1

@@ -238,3 +238,28 @@ def test_a_nan_on_the_last_step_still_ends_with_a_checkpoint(prepared, cli, tmp_
     assert result.code == 0, result.err
     assert "step 5: non-finite loss" in result.err
     assert (tmp_path / "run" / "checkpoints" / "step_00000006" / "state.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_the_step_under_way_and_resume_is_exact(prepared, tmp_path):
+    common = ["--max-steps", "40", "--checkpoint-every", "1000", "--seed", "7", "--dropout", "0.1"]
+    straight = run_cli_subprocess(train_args(prepared, tmp_path / "straight", *common))
+    assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()
+    stopped = run_cli_subprocess(train_args(prepared, tmp_path / "stopped", *common))
+    deadline = time.time() + 120
+    while not (tmp_path / "stopped" / "metrics.jsonl").exists() or \
+            '"step": 5,' not in (tmp_path / "stopped" / "metrics.jsonl").read_text():
+        assert time.time() < deadline and stopped.poll() is None, "training did not start"
+        time.sleep(0.02)
+    stopped.send_signal(signal.SIGINT)
+    assert stopped.wait(timeout=120) == 130
+    err = stopped.stderr.read().decode()
+    assert "interrupted at step" in err and "checkpoint written to" in err and "Traceback" not in err
+    kept = sorted(p.name for p in (tmp_path / "stopped" / "checkpoints").glob("step_*"))
+    assert len(kept) == 1 and kept[0] != "step_00000040"   # the step under way, not a periodic one
+    resumed = run_cli_subprocess(["train", "--resume", tmp_path / "stopped"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "stopped" / "model.safetensors"))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

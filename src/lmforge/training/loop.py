@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +74,9 @@ class TrainConfig:
     eval_windows: int = 64
     """Validation windows (of seq_len tokens) in the fixed slice."""
     checkpoint_every: int = 500
-    """Save a resumable checkpoint every this many steps (and at the end)."""
+    """Save a resumable checkpoint every this many steps (and at the end, and on Ctrl-C)."""
+    checkpoint_minutes: float | None = 10.0
+    """Also save one when this many minutes of training passed since the last (None: by steps only)."""
     keep_checkpoints: int = 2
     """Checkpoints to keep on disk."""
     log_every: int = 10
@@ -114,6 +118,8 @@ class TrainConfig:
             (self.schedule in ("cosine", "wsd", "constant"),
              f"--schedule must be cosine, wsd or constant, got {self.schedule!r}"),
             (0 < self.decay_fraction <= 1, f"--decay-fraction must be in (0, 1], got {self.decay_fraction}"),
+            (self.checkpoint_minutes is None or self.checkpoint_minutes > 0,
+             f"--checkpoint-minutes must be positive, got {self.checkpoint_minutes}"),
             (self.log in ("jsonl", "tensorboard"), f"--log must be jsonl or tensorboard, got {self.log!r}"),
             (self.optimizer in ("adamw", "muon", "sgd"),
              f"--optimizer must be adamw, muon or sgd, got {self.optimizer!r}"),
@@ -145,6 +151,36 @@ class TrainSetup:
 
 class TrainingDiverged(Exception):
     """Repeated NaN/inf losses; the last checkpoint on disk is still good."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM: the step under way was finished and checkpointed."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM during training: finish the step under way, write a checkpoint, stop. A second
+    signal aborts at once (the last checkpoint stays intact)."""
+
+    def __init__(self, info):
+        self.info, self.requested, self.previous = info, False, {}
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.info.is_main:
+            tqdm.write("lmforge: stopping after this step and writing a checkpoint (again to abort at once)",
+                       file=sys.stderr)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def stopping(self) -> bool:
+        return distributed.broadcast_flag(self.requested, self.info)
 
 
 def _set_threads(config: TrainConfig, info: distributed.DistInfo) -> None:
@@ -322,7 +358,11 @@ def train(setup: TrainSetup) -> dict:
     nan_streak, last_loss, val_loss = 0, float("nan"), None
     first_step, session_time = step, 0.0
 
+    last_checkpoint_time = train_time
+
     def checkpoint() -> None:
+        nonlocal last_checkpoint_time
+        last_checkpoint_time = train_time
         carried = _carried_tensors(sampler, info)  # a collective: every rank takes part
         if info.is_main:
             optim_state = {"optimizers": optimizers.state_dict(), "torch_rng": torch.get_rng_state()}
@@ -337,6 +377,12 @@ def train(setup: TrainSetup) -> dict:
     def out_of_time() -> bool:
         return distributed.broadcast_flag(budget.out_of_time(train_time), info)
 
+    def checkpoint_due(finished: bool) -> bool:
+        minutes = config.checkpoint_minutes
+        late = minutes is not None and train_time - last_checkpoint_time >= 60 * minutes
+        return step % config.checkpoint_every == 0 or finished or distributed.broadcast_flag(late, info)
+
+    stop, interrupted = StopRequest(info), False
     try:
         while step < config.max_steps and not out_of_time():
             started = time.perf_counter()
@@ -379,22 +425,30 @@ def train(setup: TrainSetup) -> dict:
                 metrics.write({"step": step, "loss": loss_value, "lr": optimizers.optimizers[0].param_groups[0]["lr"],
                                "grad_norm": grad_norm, "tokens": step * tokens_per_step,
                                "tokens_per_s": rate, "mfu": mfu, "train_time": train_time})
-            finished = step >= config.max_steps or out_of_time()
+            interrupted = stop.stopping()
+            finished = step >= config.max_steps or out_of_time() or interrupted
             if budget.eval_due(step, train_time, finished):
                 val_loss = validation.loss(raw_model)
                 if metrics and val_loss is not None:
                     metrics.write({"step": step, "val_loss": val_loss, "tokens": step * tokens_per_step,
                                    "train_time": train_time})
                     metrics.plot()
-            if step % config.checkpoint_every == 0 or finished:
+            if checkpoint_due(finished):
                 checkpoint()
+            if interrupted:
+                break
     finally:
+        stop.restore()
         bar.close()
         if metrics:
             metrics.close()
     if not (setup.run_dir / "model.safetensors").exists():
         checkpoint()
     distributed.shutdown(info)
+    if interrupted:
+        raise TrainingInterrupted(f"interrupted at step {step}: checkpoint written to "
+                                  f"{latest_checkpoint(setup.run_dir / 'checkpoints')}; continue with "
+                                  f"`lmforge train --resume {setup.run_dir}`.")
     session_time = max(session_time, 1e-9)
     return {"family": setup.family, "steps": step, "tokens": step * tokens_per_step, "train_loss": last_loss,
             "val_loss": val_loss, "tokens_per_s": (step - first_step) * tokens_per_step / session_time,
