@@ -165,3 +165,15 @@ def test_speculative_generate_from_the_command_line(family_runs, cli):
     assert_input_error(cli("generate", "--run", family_runs / "lstm", "--prompt-lookup"), "state can be cut back",
                        "drop --draft")
     assert_input_error(cli("generate", "--run", gpt, "--draft", family_runs / "lstm"), "must be a gpt run")
+
+
+def test_runs_lists_every_run_of_a_folder(family_runs, cli, tmp_path):
+    result = cli("runs", family_runs, "--json")
+    assert result.code == 0, result.err
+    rows = {r["family"]: r for r in result.json()["runs"]}
+    assert set(rows) == {"gpt", "lstm", "gru", "rnn", "bert"}
+    assert all(r["steps"] == 30 and r["trained"] and r["best_val_loss"] > 0 for r in rows.values())
+    assert rows["gpt"]["approx_bits_per_byte"] > 0 and rows["bert"]["approx_bits_per_byte"] is None
+    table = cli("runs", family_runs)
+    assert table.code == 0 and "lstm" in table.out and "best val" in table.out
+    assert_input_error(cli("runs", tmp_path / "nothing"), "no such folder")

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--pppl-windows", type=int, default=4,
                         help="encoders: windows scored for pseudo-perplexity (one forward pass per token)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -89,6 +90,10 @@ def summary_line(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}.")
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise InputError(f"--threads must be positive, got {args.threads}.")
+        torch.set_num_threads(args.threads)
     result = evaluate_run(args.run, args.data, args.split, args.max_tokens, args.batch_size, args.device,
                           args.pppl_windows)
     print(summary_line(result), file=sys.stderr)
