@@ -263,3 +263,17 @@ def test_ctrl_c_checkpoints_the_step_under_way_and_resume_is_exact(prepared, tmp
     b = load_file(str(tmp_path / "stopped" / "model.safetensors"))
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_metrics_mark_a_resume_and_the_plot_is_written(prepared, cli, tmp_path):
+    run = tmp_path / "run"
+    assert cli(*train_args(prepared, run, "--max-steps", "6", "--checkpoint-every", "3", "--keep-checkpoints",
+                           "5")).code == 0
+    import shutil
+
+    shutil.rmtree(run / "checkpoints" / "step_00000006")
+    (run / "loss.png").unlink()
+    assert cli("train", "--resume", run).code == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("resumed")] == [3]
+    assert sorted(losses(run)) == [1, 2, 3, 4, 5, 6] and (run / "loss.png").stat().st_size > 10_000

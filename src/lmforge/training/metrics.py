@@ -24,7 +24,8 @@ class MetricsLog:
             # drop what was logged after the checkpoint we resume from: it will be redone
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            atomic_write_bytes(self.path, ("\n".join(kept) + "\n" if kept else "").encode())
+            kept.append(json.dumps({"step": resume_step, "resumed": True, "time": round(time.time(), 3)}))
+            atomic_write_bytes(self.path, ("\n".join(kept) + "\n").encode())
         elif resume_step is None:
             self.path.unlink(missing_ok=True)
 
@@ -47,6 +48,8 @@ class MetricsLog:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
     def plot(self) -> None:
+        """Every logged train loss (thin) and its moving average, validation, the learning rate on a
+        second axis, and a dashed line at each resume."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -55,16 +58,38 @@ class MetricsLog:
         records = self.records()
         train = [(r["step"], r["loss"]) for r in records if "loss" in r]
         val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
         if train:
-            ax.plot(*zip(*train), label="train", linewidth=1)
+            steps, losses = zip(*train)
+            ax.plot(steps, losses, linewidth=0.6, alpha=0.35, color="tab:blue")
+            # a trailing average over a 25th of the points: smooth on long runs, little lag on short ones
+            ax.plot(steps, _moving_average(losses, max(1, len(losses) // 25)), linewidth=1.2, color="tab:blue",
+                    label="train")
         if val:
-            ax.plot(*zip(*val), "o-", label="val", linewidth=1.5, markersize=3)
+            ax.plot(*zip(*val), "o-", label="val", linewidth=1.5, markersize=3, color="tab:orange")
+        for r in records:
+            if r.get("resumed"):
+                ax.axvline(r["step"], color="gray", linestyle="--", linewidth=0.8)
         ax.set_xlabel("step")
         ax.set_ylabel("loss (nats/token)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        lrs = [(r["step"], r["lr"]) for r in records if "lr" in r]
+        if lrs:
+            lr_axis = ax.twinx()
+            lr_axis.plot(*zip(*lrs), color="tab:green", linewidth=0.8, alpha=0.7, label="learning rate")
+            lr_axis.set_ylabel("learning rate", color="tab:green")
+        ax.legend(loc="upper right")
         save_figure(fig, self.plot_path)
+
+
+def _moving_average(values, window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def _tensorboard_writer(directory: Path, resume_step: int | None):
