@@ -177,3 +177,13 @@ def test_runs_lists_every_run_of_a_folder(family_runs, cli, tmp_path):
     table = cli("runs", family_runs)
     assert table.code == 0 and "lstm" in table.out and "best val" in table.out
     assert_input_error(cli("runs", tmp_path / "nothing"), "no such folder")
+
+
+def test_summary_prints_layers_and_draws_the_diagram(family_runs, cli, tmp_path):
+    for family in ("gpt", "lstm", "bert"):
+        result = cli("summary", "--run", family_runs / family, "--out", tmp_path / f"{family}.png", "--json")
+        assert result.code == 0, result.err
+        summary = result.json()
+        assert summary["family"] == family and summary["params"] > 0 and summary["layers"]
+        assert (tmp_path / f"{family}.png").stat().st_size > 5_000
+        assert "total parameters" in result.err
