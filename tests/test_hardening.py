@@ -1,6 +1,7 @@
 """What a newcomer hit in the landed code: silent overwrites, private file modes, device tracebacks,
 a `--` stop string. Each test feeds the exact input."""
 
+import json
 import os
 import stat
 
@@ -68,3 +69,26 @@ def test_the_stop_string_reaches_generate_as_two_dashes():
         argv = _stop_string_dashes(["generate", "--run", "r", *stop, "--stop", "END"])
         parser, _ = build_parser(argv)
         assert parser.parse_args(argv).stop == ["--", "END"]
+
+
+def test_a_test_split_from_test_sources_for_eval(prepared, cli, tmp_path):
+    from conftest import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", docs=80, seed=4)
+    held = tmp_path / "held"
+    held.mkdir()
+    first = (corpus / "c.jsonl").read_text().splitlines()[0]
+    (held / "t.jsonl").write_text(first + "\n")          # also in the training sources: train loses its copy
+    assert cli("prepare", corpus, "--test-source", held, "--out", tmp_path / "data", "--min-chars", "10").code == 0
+    stats = json.loads((tmp_path / "data" / "stats.json").read_text())
+    assert stats["docs_out"]["test"] == 1 and stats["dedup"]["exact_removed"] == 1
+    assert cli("tokenize", tmp_path / "data", "--tokenizer", prepared["tokenizer"]).code == 0
+    assert cli("train", "--data", prepared["shards"], "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
+               "--max-steps", "2").code == 0
+    shards = tmp_path / "data" / "tokens" / prepared["tokenizer"].name
+    result = cli("eval", "--run", tmp_path / "run", "--data", shards, "--split", "test", "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["split"] == "test" and report["unigram_bits_per_byte"] > 0 and "unigram baseline" in result.err
+    assert_input_error(cli("eval", "--run", tmp_path / "run", "--split", "test"), "'test' split is empty",
+                       "--test-source")

@@ -19,6 +19,7 @@ import torch
 from lmforge.data.shards import check_shards_match, read_meta
 from lmforge.errors import InputError
 from lmforge.evaluation.masked import pseudo_perplexity
+from lmforge.evaluation.perplexity import unigram_bits_per_byte
 from lmforge.inference.loading import load
 from lmforge.training.batches import eval_windows
 from lmforge.training.distributed import pick_device
@@ -65,6 +66,11 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
               "shards": str(meta.directory), "run": str(run)}
     if masked and pppl_windows > 0:
         result.update(_pseudo_perplexity(model, tokens, starts[:pppl_windows], window, tokenizer, device))
+    if not masked and result["bits_per_byte"] is not None and meta.splits.get("train", {}).get("tokens"):
+        # the baseline to beat, on the same target tokens and bytes
+        targets = np.concatenate([tokens[s + 1:s + 1 + window] for s in starts]).astype(np.int64)
+        result["unigram_bits_per_byte"] = unigram_bits_per_byte(
+            np.asarray(meta.tokens("train")), targets, model.config.vocab_size, result["bytes"])["bits_per_byte"]
     return result
 
 
@@ -83,8 +89,10 @@ def summary_line(result: dict) -> str:
         return (f"eval {result['split']}: masked-LM loss {result['mlm_loss']:.4f} nats/token, masked-token accuracy "
                 f"{100 * result['masked_accuracy']:.1f}% over {result['masked_tokens']:,} masked tokens{pppl}")
     bpb = f"{result['bits_per_byte']:.4f} bits/byte" if result["bits_per_byte"] is not None else "bits/byte n/a"
+    baseline = (f" (unigram baseline {result['unigram_bits_per_byte']:.4f})"
+                if result.get("unigram_bits_per_byte") is not None else "")
     return (f"eval {result['split']}: loss {result['val_loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
-            f"{bpb} over {result['tokens']:,} tokens")
+            f"{bpb}{baseline} over {result['tokens']:,} tokens")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output dataset directory")
     parser.add_argument("--val-source", type=Path, action="append", default=[],
                         help="explicit validation files/folders (then all of `sources` is train)")
+    parser.add_argument("--test-source", type=Path, action="append", default=[],
+                        help="explicit test files/folders: a test split for `eval --split test`")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier prepare output in --out")
     parser.add_argument("--tokenizer", choices=KINDS, help="also train a tokenizer of this kind and tokenize")
     parser.add_argument("--vocab-size", type=int, default=8192, help="with --tokenizer: vocabulary size")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.merge:
         stats = merge_prepared([Path(s) for s in args.sources], args.out, config, args.overwrite)
     else:
-        stats = prepare_corpus(args.sources, args.out, config, args.val_source, args.overwrite)
+        stats = prepare_corpus(args.sources, args.out, config, args.val_source, args.overwrite, args.test_source)
     summary = {"out": str(args.out), **{k: stats[k] for k in ("docs_in", "bytes_in", "docs_out", "bytes_out",
                                                              "rejected_docs", "bad_records", "dedup",
                                                              "languages", "seconds", "mb_per_s")}}

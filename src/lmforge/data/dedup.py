@@ -25,7 +25,7 @@ from lmforge.data.writers import DocumentWriter
 class Part:
     work: Path
     index: int
-    group: str  # "train" (split by hash) or "val" (an explicit validation source)
+    group: str  # "train" (split by hash), or "val" / "test" (an explicit validation or test source)
 
 
 def _load(parts: list[Part], suffix: str, width: int | None = None) -> np.ndarray:
@@ -86,7 +86,7 @@ def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarra
                     if rejects is not None:
                         rejects.write(verdict, {**record, "duplicate_of": kept_ids.get(original)})
                     continue
-                split = "val" if part.group == "val" else (
+                split = part.group if part.group in ("val", "test") else (
                     "val" if hash_fraction(record["text"]) < config.val_fraction else "train")
                 writer.write(split, record)
                 counts["docs_out"][split] = counts["docs_out"].get(split, 0) + 1

@@ -191,12 +191,14 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
 
 
 def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources: list = (),
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, test_sources: list = ()) -> dict:
     """Phase 1 for this rank's inputs (skipping finished ones), then phase 2 over them."""
     out, started = Path(out), time.perf_counter()
     if (out / "stats.json").exists() and not overwrite:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
-    inputs = [(s, "val") for s in list_input_files(list(val_sources))] + \
+    # held-out sources come first: a training document that duplicates one of them is the one removed
+    inputs = [(s, "test") for s in list_input_files(list(test_sources))] + \
+             [(s, "val") for s in list_input_files(list(val_sources))] + \
              [(s, "train") for s in list_input_files(list(sources))]
     described = ", ".join(map(str, sources))
     if not any(group == "train" for _, group in inputs):

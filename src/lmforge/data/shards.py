@@ -67,8 +67,9 @@ class ShardMeta:
             raise InputError(f"{self.directory}: no {split!r} split (have {sorted(self.splits)}); "
                              "re-run `lmforge tokenize` on a corpus with that split.")
         if self.splits[split].get("tokens", 0) == 0:
-            raise InputError(f"{path}: the {split!r} split is empty; prepare again with a larger --val-fraction "
-                             "(or --val-source), or evaluate another --split.")
+            fix = ("prepare again with --test-source FILES" if split == "test" else
+                   "prepare again with a larger --val-fraction (or --val-source)")
+            raise InputError(f"{path}: the {split!r} split is empty; {fix}, or evaluate another --split.")
         return np.memmap(path, dtype=self.dtype, mode="r")
 
     def bytes_per_token(self, split: str) -> float:

@@ -16,7 +16,7 @@ from lmforge.errors import InputError
 from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
 
 BATCH_DOCS = 512
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")  # test is empty unless prepare had --test-source
 
 
 def clean_dir(data: Path) -> Path:
