@@ -92,3 +92,15 @@ def test_a_test_split_from_test_sources_for_eval(prepared, cli, tmp_path):
     assert report["split"] == "test" and report["unigram_bits_per_byte"] > 0 and "unigram baseline" in result.err
     assert_input_error(cli("eval", "--run", tmp_path / "run", "--split", "test"), "'test' split is empty",
                        "--test-source")
+
+
+def test_an_unwritable_out_is_one_line_for_every_verb(prepared, cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a regular file")
+    bad = blocker / "out"
+    cases = [("prepare", prepared["corpus"], "--out", bad, "--min-chars", "10"),
+             ("tokenizer", "train", prepared["data"], "--kind", "char", "--vocab-size", "64", "--out", bad),
+             ("tokenize", prepared["data"], "--tokenizer", prepared["tokenizer"], "--out", bad),
+             ("train", "--data", prepared["shards"], "--out", bad, *TINY_MODEL, *TINY_TRAIN, "--max-steps", "2")]
+    for args in cases:
+        assert_input_error(cli(*args), str(blocker), "check that the path")

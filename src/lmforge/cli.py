@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"lmforge: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.filename is None:  # not about a path the user gave: a bug, keep the traceback
+            raise
+        print(f"lmforge: error: {error.filename}: {error.strerror or error}; check that the path is a directory "
+              "you can write (not under a file, /proc or a read-only mount).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("lmforge: interrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
         return 130
