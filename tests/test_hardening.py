@@ -104,3 +104,21 @@ def test_an_unwritable_out_is_one_line_for_every_verb(prepared, cli, tmp_path):
              ("train", "--data", prepared["shards"], "--out", bad, *TINY_MODEL, *TINY_TRAIN, "--max-steps", "2")]
     for args in cases:
         assert_input_error(cli(*args), str(blocker), "check that the path")
+
+
+def test_bits_per_byte_counts_the_bytes_behind_unknown_tokens(prepared, cli, tmp_path):
+    import numpy as np
+
+    from lmforge.commands.eval import _token_bytes
+    from lmforge.data.shards import read_meta
+    from lmforge.tokenization.tokenizer import Tokenizer
+
+    assert cli("tokenizer", "train", prepared["data"], "--kind", "char", "--vocab-size", "10", "--out",
+               tmp_path / "tok").code == 0     # 3 characters: most of the text becomes <|unk|>
+    assert cli("tokenize", prepared["data"], "--tokenizer", tmp_path / "tok", "--out", tmp_path / "shards").code == 0
+    tokenizer, meta = Tokenizer(tmp_path / "tok"), read_meta(tmp_path / "shards")
+    val = np.asarray(meta.tokens("val"))
+    table = _token_bytes(tokenizer, val, meta.splits["val"]["bytes"])
+    assert table[tokenizer.unk_id] >= 1
+    assert abs(table[val].sum() - meta.splits["val"]["bytes"]) < 1e-6 * meta.splits["val"]["bytes"]
+    assert tokenizer.token_byte_lengths()[val].sum() < 0.8 * meta.splits["val"]["bytes"]   # what eval counted before

@@ -60,7 +60,7 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
     ctx = DataContext(seq_len, batch_size, 1, 0, tokenizer, float(train.get("mask_rate", 0.15)),
                       bool(train.get("whole_word_mask", False)))
     autocast = torch.bfloat16 if device.type == "cuda" else None
-    token_bytes = None if masked else tokenizer.token_byte_lengths()
+    token_bytes = None if masked else _token_bytes(tokenizer, tokens, meta.splits[split].get("bytes", 0))
     sums = recipe.evaluate(model, tokens, starts, ctx, device, autocast, token_bytes, meta.bytes_per_token(split))
     result = {**sums.report(), "family": loaded.run.family, "objective": recipe.objective, "split": split,
               "shards": str(meta.directory), "run": str(run)}
@@ -72,6 +72,22 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
         result["unigram_bits_per_byte"] = unigram_bits_per_byte(
             np.asarray(meta.tokens("train")), targets, model.config.vocab_size, result["bytes"])["bits_per_byte"]
     return result
+
+
+def _token_bytes(tokenizer, tokens, split_bytes: int) -> np.ndarray | None:
+    """UTF-8 bytes per token id. An <|unk|> stands for characters the vocabulary lacks: it is given the
+    bytes of the split's text that the known tokens do not account for, spread over its occurrences,
+    so bits per byte count every byte of the original text (as it promises) however many are unknown."""
+    table = tokenizer.token_byte_lengths()
+    if table is None or tokenizer.unk_id is None:
+        return table
+    counts = np.bincount(np.asarray(tokens), minlength=len(table))[:len(table)]
+    unknown, missing = int(counts[tokenizer.unk_id]), split_bytes - int((counts * table).sum())
+    if unknown == 0 or missing <= 0:
+        return table
+    table = table.astype(np.float64)
+    table[tokenizer.unk_id] = missing / unknown
+    return table
 
 
 def _pseudo_perplexity(model, tokens, starts, window: int, tokenizer, device) -> dict:
