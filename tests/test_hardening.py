@@ -122,3 +122,22 @@ def test_bits_per_byte_counts_the_bytes_behind_unknown_tokens(prepared, cli, tmp
     assert table[tokenizer.unk_id] >= 1
     assert abs(table[val].sum() - meta.splits["val"]["bytes"]) < 1e-6 * meta.splits["val"]["bytes"]
     assert tokenizer.token_byte_lengths()[val].sum() < 0.8 * meta.splits["val"]["bytes"]   # what eval counted before
+
+
+def test_prepare_reports_ignored_file_types_and_skips_records_without_text(cli, tmp_path):
+    from conftest import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", docs=40)
+    (corpus / "table.csv").write_text("a,b\n1,2\n")
+    (corpus / "figure.png").write_bytes(b"\x89PNG\r\n")
+    with open(corpus / "c.jsonl", "a") as handle:
+        handle.write(json.dumps({"id": "x", "body": "no text field here"}) + "\n")
+    assert_input_error(cli("prepare", corpus, "--out", tmp_path / "a", "--min-chars", "10"), "c.jsonl:41",
+                       "no field 'text'", "--skip-bad-records")
+    result = cli("prepare", corpus, "--out", tmp_path / "b", "--min-chars", "10", "--skip-bad-records")
+    assert result.code == 0, result.err
+    stats = json.loads((tmp_path / "b" / "stats.json").read_text())
+    assert stats["bad_records"] == {"missing_text_field": 1}
+    assert stats["skipped_files"] == {"unsupported_type": 2}
+    assert stats["ignored_file_types"] == {".csv": 1, ".png": 1}
+    assert "ignored 2 files of types prepare does not read" in result.err

@@ -160,7 +160,8 @@ def _process_job(job) -> dict:
     return process_input(*job)
 
 
-def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: float, sources: str) -> dict:
+def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: float, sources: str,
+              ignored: dict[str, int] | None = None) -> dict:
     tmp = out / ".prepare.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -177,6 +178,11 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
                       time.perf_counter() - started)
     stats = {"format": "lmforge.prepared", "version": PREPARE_FORMAT_VERSION, "config": config.output_settings(),
              "sources": sources, **stats}
+    if ignored:  # files of types prepare does not read, found in the input folders
+        stats["skipped_files"]["unsupported_type"] = sum(ignored.values())
+        stats["ignored_file_types"] = dict(sorted(ignored.items()))
+        print(f"lmforge: warning: ignored {sum(ignored.values())} files of types prepare does not read: "
+              + ", ".join(f"{suffix} ({n})" for suffix, n in sorted(ignored.items())), file=sys.stderr)
     if config.val_fraction > 0 and not final["docs_out"].get("val"):
         print(f"lmforge: warning: no validation documents ({stats['docs_out']} with --val-fraction "
               f"{config.val_fraction}); raise --val-fraction or pass --val-source for a val split", file=sys.stderr)
@@ -197,9 +203,10 @@ def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources:
     if (out / "stats.json").exists() and not overwrite:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     # held-out sources come first: a training document that duplicates one of them is the one removed
-    inputs = [(s, "test") for s in list_input_files(list(test_sources))] + \
-             [(s, "val") for s in list_input_files(list(val_sources))] + \
-             [(s, "train") for s in list_input_files(list(sources))]
+    ignored: dict[str, int] = {}
+    inputs = [(s, "test") for s in list_input_files(list(test_sources), ignored)] + \
+             [(s, "val") for s in list_input_files(list(val_sources), ignored)] + \
+             [(s, "train") for s in list_input_files(list(sources), ignored)]
     described = ", ".join(map(str, sources))
     if not any(group == "train" for _, group in inputs):
         raise InputError(f"{described}: no readable input files (.txt .md .jsonl .parquet .arrow .xml.bz2 "
@@ -212,7 +219,7 @@ def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources:
     if done & set(mine):
         print(f"lmforge: resuming: {len(done & set(mine))} of {len(mine)} inputs already done", file=sys.stderr)
     _run_phase1(inputs, [i for i in mine if i not in done], config, work)
-    return _finalize([Part(work, i, inputs[i][1]) for i in mine], out, config, started, described)
+    return _finalize([Part(work, i, inputs[i][1]) for i in mine], out, config, started, described, ignored)
 
 
 def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwrite: bool = False) -> dict:

@@ -75,8 +75,9 @@ def source_kind(source) -> str | None:
     return "hub" if str(source).startswith(HUB_PREFIX) else _suffix_kind(Path(source))
 
 
-def list_input_files(paths: list) -> list:
-    """Expand files and folders into a sorted, de-duplicated list of readable files (hub ids pass through)."""
+def list_input_files(paths: list, ignored: dict[str, int] | None = None) -> list:
+    """Expand files and folders into a sorted, de-duplicated list of readable files (hub ids pass through);
+    files of other types found in folders are counted by suffix in `ignored`."""
     files: list = []
     for path in paths:
         if str(path).startswith(HUB_PREFIX):
@@ -86,8 +87,12 @@ def list_input_files(paths: list) -> list:
         if not path.exists():
             raise InputError(f"{path}: no such file or directory; check the path.")
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _suffix_kind(p))
-            files.extend(found)
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            files.extend(p for p in found if _suffix_kind(p))
+            for other in (p for p in found if not _suffix_kind(p)):
+                if ignored is not None:
+                    suffix = other.suffix.lower() or other.name
+                    ignored[suffix] = ignored.get(suffix, 0) + 1
         elif _suffix_kind(path) is None:
             raise InputError(f"{path}: unsupported file type; expected one of {', '.join(ALL_SUFFIXES)} "
                              "or hf:DATASET.")
@@ -162,9 +167,12 @@ def read_jsonl_file(path: Path, options: ReadOptions) -> Iterator[Document]:
                 options.report.count_bad("malformed_json")
                 continue
             if not isinstance(record, dict) or options.text_field not in record:
+                if options.skip_bad_records:
+                    options.report.count_bad("missing_text_field")
+                    continue
                 keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise InputError(f"{where}: no field {options.text_field!r} (found {keys}); "
-                                 "pass --text-field with the name of the text field.")
+                raise InputError(f"{where}: no field {options.text_field!r} (found {keys}); pass --text-field "
+                                 "with the name of the text field, or --skip-bad-records to skip and count it.")
             text = record[options.text_field]
             if not isinstance(text, str):
                 options.report.count_bad("text_not_a_string")
@@ -271,7 +279,12 @@ def read_file(path, options: ReadOptions) -> Iterator[Document]:
 
 
 def _report_truncated(path, error: Exception, kept: int, options: ReadOptions) -> None:
-    options.report.count_skipped_file("truncated_or_corrupt")
+    """A file whose complete records were kept lost only its tail (a bad record); one that gave nothing
+    was skipped as a file."""
+    if kept:
+        options.report.count_bad("truncated_or_corrupt_tail")
+    else:
+        options.report.count_skipped_file("truncated_or_corrupt")
     print(f"lmforge: warning: {path}: truncated or corrupt ({str(error)[:80]}); kept the {kept} complete "
           "records before the break", file=sys.stderr)
 
