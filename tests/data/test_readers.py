@@ -35,7 +35,7 @@ def test_reads_text_markdown_jsonl_gz_and_parquet(tmp_path):
 def test_long_text_file_is_cut_at_blank_lines(tmp_path):
     paragraph = "word " * 2000
     (tmp_path / "book.txt").write_text("\n\n".join([paragraph] * 40))
-    docs, _ = read_all(tmp_path / "book.txt")
+    docs, _ = read_all(tmp_path / "book.txt", doc_split="chars:16000")   # the book mode (was the only one)
     assert len(docs) > 3
     assert "".join(d.text for d in docs) == "\n\n".join([paragraph] * 40)
 
@@ -97,3 +97,21 @@ def test_missing_and_unsupported_paths(tmp_path):
     (tmp_path / "x.docx").write_text("x")
     with pytest.raises(InputError, match="unsupported file type"):
         list_input_files([tmp_path / "x.docx"])
+
+
+def test_doc_split_modes_of_text_files(tmp_path):
+    from lmforge.data.readers import ReadOptions, read_file
+
+    path = tmp_path / "poems.txt"
+    path.write_text("Roses are red,\nviolets are blue.\n\n\nThe sea is wide.\n\nLast one\nends here.\n")
+
+    def docs(mode):
+        return [d.text for d in read_file(path, ReadOptions(doc_split=mode))]
+
+    assert docs("blank-line") == ["Roses are red,\nviolets are blue.\n", "The sea is wide.\n", "Last one\nends here.\n"]
+    assert docs("line") == ["Roses are red,\n", "violets are blue.\n", "The sea is wide.\n", "Last one\n",
+                            "ends here.\n"]
+    assert docs("file") == [path.read_text()]
+    # blocks of at least 20 characters, cut only at a blank line, the text kept whole
+    assert docs("chars:20") == ["Roses are red,\nviolets are blue.\n\n", "\nThe sea is wide.\n\nLast one\nends here.\n"]
+    assert docs("auto") == docs("blank-line")

@@ -203,8 +203,9 @@ def test_lr_schedules():
     assert lr_factor(0.9, 90, schedule="constant", **common) == 1.0
 
 
-# moved once on purpose: tokenizers gained <|cls|> <|sep|> <|mask|>, which shifts every BPE id by 3
-GOLDEN = {1: 5.7663, 5: 5.2366, 10: 4.4590, 15: 4.1380, 20: 3.9799}
+# moved on purpose twice: tokenizers gained <|cls|> <|sep|> <|mask|> (every BPE id shifted by 3), and
+# .txt files are now cut into a document per blank-line block (--doc-split auto), which changes the data
+GOLDEN = {1: 5.7639, 5: 5.2411, 10: 4.4239, 15: 4.0252, 20: 3.8491}
 
 
 def test_golden_loss_curve_of_a_tiny_seeded_gpt(prepared, cli, tmp_path):

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, write_final
 from lmforge.data.minhash import MinHashConfig
 from lmforge.data.quality import QualityConfig
-from lmforge.data.readers import list_input_files
+from lmforge.data.readers import doc_split_chars, list_input_files
 from lmforge.data.report import plot_lengths, summarize
 from lmforge.data.work import finished_parts, part_name, process_input
 from lmforge.errors import InputError
@@ -39,6 +39,10 @@ class PrepareConfig:
     """Split to read from hf:DATASET sources."""
     val_fraction: float = 0.01
     """Fraction of documents, chosen by a hash of their text, that go to the validation split."""
+    doc_split: str = "auto"
+    """What one document of a text file is: blank-line (each block between blank lines), line, file
+    (the whole file), chars:N (blocks of about N characters cut at blank lines; for books), or auto
+    (blank-line for .txt, file for Markdown/reST pages)."""
     min_chars: int = 32
     """Drop documents shorter than this (characters, after cleaning)."""
     max_chars: int = 2_000_000
@@ -81,6 +85,8 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         checks = [
             (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
+            (doc_split_chars(self.doc_split) is not None or self.doc_split in ("auto", "blank-line", "line", "file"),
+             f"--doc-split must be auto, blank-line, line, file or chars:N, got {self.doc_split!r}"),
             (self.min_chars >= 0, f"--min-chars must be >= 0, got {self.min_chars}"),
             (self.max_chars > self.min_chars, f"--max-chars must be above --min-chars, got {self.max_chars}"),
             (self.world_size >= 1 and 0 <= self.rank < self.world_size,

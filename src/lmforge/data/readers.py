@@ -22,7 +22,6 @@ from lmforge.errors import InputError
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".text")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
-TEXT_CHUNK_CHARS = 16_000
 """A long text file is cut into documents of about this size at blank lines, so that the
 train/val split and deduplication work on books and dumps that come as a single file."""
 
@@ -48,6 +47,8 @@ class ReadOptions:
     text_field: str = "text"
     split: str = "train"
     skip_bad_records: bool = False
+    doc_split: str = "auto"
+    """How a text file is cut into documents: auto, blank-line, line, file or chars:N."""
     report: ReadReport = field(default_factory=ReadReport)
 
 
@@ -129,26 +130,59 @@ def _bad_file(path: Path, reason: str, message: str, options: ReadOptions) -> No
     print(f"lmforge: warning: skipping {path}: {reason}", file=sys.stderr)
 
 
+def doc_split_chars(mode: str) -> int | None:
+    """N of a `chars:N` document split (None for the other modes or a malformed N)."""
+    if mode.startswith("chars:") and mode[6:].isdigit() and int(mode[6:]) > 0:
+        return int(mode[6:])
+    return None
+
+
+def _text_blocks(lines, mode: str) -> Iterator[str]:
+    """Documents of a text file's lines by the --doc-split mode (blank lines separate blocks)."""
+    limit = doc_split_chars(mode)
+    buffer: list[str] = []
+    size = 0
+    for line in lines:
+        blank = not line.strip()
+        if mode == "line":
+            if not blank:
+                yield line
+            continue
+        if mode == "blank-line" and blank:
+            if buffer:
+                yield "".join(buffer)
+            buffer, size = [], 0
+            continue
+        buffer.append(line)
+        size += len(line)
+        if limit is not None and size >= limit and blank:
+            yield "".join(buffer)
+            buffer, size = [], 0
+    if buffer and "".join(buffer).strip():
+        yield "".join(buffer)
+
+
 def read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
-    """A text/Markdown file, cut at blank lines into documents of about TEXT_CHUNK_CHARS."""
+    """A text/Markdown file cut into documents by `options.doc_split`."""
     with _open_binary(path) as handle:
         head = handle.peek(8192)[:8192] if hasattr(handle, "peek") else b""
         if not _check_not_binary(path, head):
             _bad_file(path, "binary_file", f"{path}: looks like a binary file (NUL bytes), not text; "
                       "remove it from the input or pass --skip-bad-records.", options)
             return
-        buffer: list[str] = []
-        size, chunk, offset = 0, 0, 0
-        for raw_line in handle:
-            line = _decode(raw_line, f"{path} line offset {offset}", options)
-            offset += len(raw_line)
-            buffer.append(line)
-            size += len(line)
-            if size >= TEXT_CHUNK_CHARS and not line.strip():
-                yield Document("".join(buffer), f"{path.name}#{chunk}", str(path))
-                buffer, size, chunk = [], 0, chunk + 1
-        if buffer:
-            yield Document("".join(buffer), f"{path.name}#{chunk}", str(path))
+
+        def lines():
+            offset = 0
+            for raw_line in handle:
+                yield _decode(raw_line, f"{path} line offset {offset}", options)
+                offset += len(raw_line)
+
+        mode = options.doc_split
+        if mode == "auto":  # a Markdown or reST file is a page; a plain text file, blocks between blank lines
+            mode = "file" if path.name.lower().removesuffix(".gz").endswith((".md", ".markdown", ".rst")) \
+                else "blank-line"
+        for number, text in enumerate(_text_blocks(lines(), mode)):
+            yield Document(text, f"{path.name}#{number}", str(path))
 
 
 def read_jsonl_file(path: Path, options: ReadOptions) -> Iterator[Document]:

@@ -84,7 +84,7 @@ def process_input(index: int, source, config, work: Path) -> dict:
     started = time.perf_counter()
     name = part_name(index)
     options = ReadOptions(text_field=config.text_field, split=config.hub_split,
-                          skip_bad_records=config.skip_bad_records)
+                          skip_bad_records=config.skip_bad_records, doc_split=config.doc_split)
     languages: dict[str, int] = {}
     pii = cleaning.PIIMasker() if config.mask_pii else None
     steps = build_steps(config, source, languages, pii)
