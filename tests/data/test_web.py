@@ -98,7 +98,28 @@ def test_bad_record_header_keeps_earlier_records(tmp_path, capsys):
     docs = list(read_file(path, options))
     assert len(docs) == 1
     assert options.report.bad_records.get("warc_bad_record") == 1
-    assert "skipped the rest of the file" in capsys.readouterr().err  # a plain WARC cannot resync
+    assert "resynchronising on the next record" in capsys.readouterr().err
+    assert options.report.bad_records["warc_skipped_bytes"] == 38 + 100   # the garbage, to the end of the file
+
+
+def test_a_plain_warc_resynchronises_after_a_corrupt_middle_record(tmp_path, capsys):
+    path = tmp_path / "middle.warc"
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        response(writer, "http://a.example/good", PAGE.encode())
+        middle = handle.tell()
+        response(writer, "http://a.example/broken", PAGE.encode())
+        end_of_middle = handle.tell()
+        response(writer, "http://a.example/after", PAGE.replace("northern", "southern").encode())
+    payload = bytearray(path.read_bytes())
+    payload[middle:middle + 8] = b"GARBAGE!"         # the middle record's "WARC/1.x" line is destroyed
+    path.write_bytes(bytes(payload))
+    options = ReadOptions()
+    docs = list(read_file(path, options))
+    assert [d.meta["url"] for d in docs] == ["http://a.example/good", "http://a.example/after"]
+    assert docs[1].meta["offset"] == end_of_middle
+    assert options.report.bad_records["warc_bad_record"] == 1
+    assert options.report.bad_records["warc_skipped_bytes"] == end_of_middle - middle
 
 
 def test_charset_detection_without_a_header():

@@ -7,6 +7,7 @@ decodes cleanly, else from resiliparse's detector."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
 import zlib
@@ -65,20 +66,24 @@ def _response_document(record, path: Path, report) -> Document | None:
 def read_warc(path: Path, options) -> Iterator[Document]:
     """WARC `response` records (HTML) or WET `conversion` records (text). Common Crawl files hold one
     gzip member per record, and each member is parsed on its own: an unreadable record costs only
-    itself. (A plain, uncompressed WARC is read up to its first unreadable record.)"""
+    itself. A plain, uncompressed WARC resynchronises on the next `WARC/1.x` header after an
+    unreadable record, and the skipped bytes are counted."""
     require("warcio", f"{path}: reading WARC files")
     require("resiliparse", f"{path}: extracting text from HTML")
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
         handle.seek(0)
         if not gzipped:
-            yield from _read_records(handle, 0, path, options.report, stop_on_error=True)
+            yield from _read_plain(handle, path, options.report)
             return
         for offset, member in _gzip_members(handle, options.report, path):
             yield from _read_records(io.BytesIO(member), offset, path, options.report, stop_on_error=False)
 
 
-def _read_records(stream, base: int, path: Path, report, stop_on_error: bool) -> Iterator[Document]:
+def _read_records(stream, base: int, path: Path, report, stop_on_error: bool,
+                  ends: list[int] | None = None) -> Iterator[Document]:
+    """Documents of the records in `stream` (which starts at byte `base` of the file); the end of each
+    record read is appended to `ends`. An unreadable record is counted and ends the stream."""
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -87,14 +92,61 @@ def _read_records(stream, base: int, path: Path, report, stop_on_error: bool) ->
         for record in iterator:
             doc = _record_document(record, path, report)
             offset = base + iterator.get_record_offset()  # (reads the record to its end)
+            if ends is not None:
+                ends.append(offset + iterator.get_record_length())
             if doc is not None:
                 doc.meta["offset"] = offset
                 yield doc
     except ArchiveLoadFailed as error:
         report.count_bad("warc_bad_record")
-        rest = "skipped the rest of the file" if stop_on_error else "skipped it"
-        print(f"lmforge: warning: {path}: unreadable WARC record at byte {base} "
+        if ends is not None:
+            ends.append(-1)  # marks the failure, after the end of the last good record
+        rest = "resynchronising on the next record" if stop_on_error else "skipped it"
+        good = [end for end in ends or [] if end >= 0]
+        print(f"lmforge: warning: {path}: unreadable WARC record at byte {good[-1] if good else base} "
               f"({str(error).splitlines()[0][:100]}); {rest}", file=sys.stderr)
+
+
+def _read_plain(handle, path: Path, report) -> Iterator[Document]:
+    """An uncompressed WARC: read records until one is unreadable, then look for the next line that
+    starts a record (`WARC/1.`) and go on from there; the bytes in between are counted as skipped."""
+    position = 0
+    while True:
+        handle.seek(position)
+        ends: list[int] = []  # warcio's offsets on a plain file are absolute
+        yield from _read_records(handle, 0, path, report, stop_on_error=True, ends=ends)
+        if not ends or ends[-1] != -1:
+            return  # read to the end
+        good = [end for end in ends if end >= 0]
+        start = _skip_newlines(handle, good[-1] if good else position)   # the bad record's first byte
+        next_record = _next_header(handle, start + 1)
+        end = next_record if next_record is not None else os.fstat(handle.fileno()).st_size
+        report.bad_records["warc_skipped_bytes"] = report.bad_records.get("warc_skipped_bytes", 0) + end - start
+        if next_record is None:
+            return
+        position = next_record
+
+
+def _skip_newlines(handle, offset: int) -> int:
+    handle.seek(offset)
+    while handle.read(1) in (b"\r", b"\n"):
+        offset += 1
+    return offset
+
+
+def _next_header(handle, offset: int, block: int = 1 << 20) -> int | None:
+    """Offset of the next line starting with `WARC/1.` at or after `offset`, read in blocks."""
+    marker = b"\nWARC/1."
+    handle.seek(offset - 1)
+    carried, base = b"", offset - 1
+    while chunk := handle.read(block):
+        data = carried + chunk
+        found = data.find(marker)
+        if found >= 0:
+            return base + found + 1
+        carried = data[-(len(marker) - 1):]
+        base += len(data) - len(carried)
+    return None
 
 
 def _gzip_members(handle, report, path: Path, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
