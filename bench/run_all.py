@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 SCRIPTS = ["train_throughput.py", "generate_speed.py", "speculative_speed.py", "tokenize_speed.py", "char_quality.py",
-           "cli_defaults.py", "lstm_reference.py", "bert_mlm.py", "rnn_memory.py",
+           "cli_defaults.py", "lstm_reference.py", "bert_mlm.py", "rnn_memory.py", "busy_machine.py",
            "warc_throughput.py", "wiki_throughput.py", "html_extraction_quality.py"]
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from lmforge.training.metrics import MetricsLog, peak_flops
 from lmforge.training.objectives import OBJECTIVES, HiddenStates
 from lmforge.training.optim import build_optimizers, lr_factor
 from lmforge.training.recipes import RECIPES, DataContext, Recipe
+from lmforge.training.threads import default_threads
 
 UNLIMITED_STEPS = 1_000_000_000
 
@@ -93,7 +94,8 @@ class TrainConfig:
     compile: bool = False
     """Compile the model with torch.compile (slower start, faster steps)."""
     threads: int | None = None
-    """torch CPU threads per process; None means cores / processes on this machine."""
+    """torch CPU threads per process; None means cores / processes on this machine, less the cores
+    other processes keep busy at start-up (a busy laptop then costs its fair share, not 3x)."""
     mask_rate: float = 0.15
     """Masked LM (bert): fraction of tokens predicted (80% of them shown as [MASK], 10% random, 10% kept)."""
     whole_word_mask: bool = False
@@ -184,8 +186,15 @@ class StopRequest:
 
 
 def _set_threads(config: TrainConfig, info: distributed.DistInfo) -> None:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+        return
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
-    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // local_world))
+    threads, busy = default_threads(local_world)
+    if threads < (os.cpu_count() or 1) // local_world:
+        print(f"lmforge: warning: other processes keep ~{busy:.1f} cores busy; training on {threads} thread(s), "
+              "which is faster than competing for them (pass --threads to choose)", file=sys.stderr)
+    torch.set_num_threads(threads)
 
 
 def _seq_len(config: TrainConfig, model) -> int:
