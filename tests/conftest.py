@@ -88,3 +88,9 @@ def prepared(tmp_path_factory) -> dict:
     assert main(["tokenize", str(root / "data"), "--tokenizer", str(root / "tok")]) == 0
     return {"root": root, "corpus": corpus, "data": root / "data", "tokenizer": root / "tok",
             "shards": root / "data" / "tokens" / "tok"}
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """The measured CPU peak is cached under XDG_CACHE_HOME: keep the tests' own, not the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))

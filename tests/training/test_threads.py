@@ -22,3 +22,24 @@ def test_competing_cores_reads_proc_stat(monkeypatch):
     assert threads.competing_cores(window=0.0) == 2.0
     monkeypatch.setattr(threads, "_cpu_times", lambda: None)
     assert threads.competing_cores(window=0.0) == 0.0
+
+
+def test_the_cpu_peak_is_measured_once_when_idle_and_cached(tmp_path, monkeypatch):
+    import torch
+
+    from lmforge.training import metrics
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(metrics, "_PEAK_CACHE", {})
+    measured = iter([100e9, 50e9])
+    monkeypatch.setattr(metrics, "_measure_matmul_peak", lambda: next(measured))
+    monkeypatch.setattr(metrics, "competing_cores", lambda window: 1.0)     # busy: used, not kept
+    assert metrics.peak_flops(torch.device("cpu")) == 100e9
+    assert not (tmp_path / "lmforge" / "cpu_peak.json").exists()
+    monkeypatch.setattr(metrics, "_PEAK_CACHE", {})
+    monkeypatch.setattr(metrics, "competing_cores", lambda window: 0.0)     # idle: kept
+    assert metrics.peak_flops(torch.device("cpu")) == 50e9
+    monkeypatch.setattr(metrics, "_PEAK_CACHE", {})
+    monkeypatch.setattr(metrics, "_measure_matmul_peak", lambda: 1.0)       # never measured again
+    assert metrics.peak_flops(torch.device("cpu")) == 50e9
+    assert (tmp_path / "lmforge" / "cpu_peak.json").exists()
