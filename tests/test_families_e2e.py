@@ -187,3 +187,9 @@ def test_summary_prints_layers_and_draws_the_diagram(family_runs, cli, tmp_path)
         assert summary["family"] == family and summary["params"] > 0 and summary["layers"]
         assert (tmp_path / f"{family}.png").stat().st_size > 5_000
         assert "total parameters" in result.err
+
+
+def test_sample_every_prints_text_during_training(prepared, cli, tmp_path):
+    result = train(cli, prepared, "lstm", tmp_path / "run", "--max-steps", "4", "--sample-every", "2")
+    assert result.code == 0, result.err
+    assert result.err.count("sample at step") == 2

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from lmforge.data.shards import check_shards_match, read_meta
 from lmforge.errors import InputError
@@ -61,7 +62,10 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
                       bool(train.get("whole_word_mask", False)))
     autocast = torch.bfloat16 if device.type == "cuda" else None
     token_bytes = None if masked else _token_bytes(tokenizer, tokens, meta.splits[split].get("bytes", 0))
-    sums = recipe.evaluate(model, tokens, starts, ctx, device, autocast, token_bytes, meta.bytes_per_token(split))
+    with tqdm(total=len(starts), desc=f"eval {split}", unit="window", file=sys.stderr, dynamic_ncols=True,
+              mininterval=1.0) as bar:
+        sums = recipe.evaluate(model, tokens, starts, ctx, device, autocast, token_bytes,
+                               meta.bytes_per_token(split), bar.update)
     result = {**sums.report(), "family": loaded.run.family, "objective": recipe.objective, "split": split,
               "shards": str(meta.directory), "run": str(run)}
     if masked and pppl_windows > 0:

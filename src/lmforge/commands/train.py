@@ -92,7 +92,7 @@ def start_run(args: argparse.Namespace) -> dict:
     model_config, train_config = resolve_configs(
         args.model, args.preset, meta.vocab_size, file_values,
         values_from_args(args, MODELS[args.model].config_cls), values_from_args(args, TrainConfig))
-    return new_run(args.out, args.model, args.preset, model_config, train_config, meta)
+    return new_run(args.out, args.model, args.preset, model_config, train_config, meta, _sampler(args.model, meta))
 
 
 def resume_run(args: argparse.Namespace) -> dict:
@@ -101,7 +101,29 @@ def resume_run(args: argparse.Namespace) -> dict:
         _refuse_foreign_flags(args, family)
         if values_from_args(args, MODELS[family].config_cls):
             raise InputError(f"{args.resume}: model options cannot change on --resume; start a new run instead.")
-    return resume(args.resume, values_from_args(args, TrainConfig), args.data)
+    meta = read_meta(args.data or run_contract(read_run_config(args.resume), args.resume).shards)
+    return resume(args.resume, values_from_args(args, TrainConfig), args.data, _sampler(family, meta))
+
+
+def _sampler(family: str, meta):
+    """What --sample-every prints: 100 tokens from the start of a document, seeded (decoders only)."""
+    if family not in MODELS or MODELS[family].kind != "decoder":
+        return None
+    from lmforge.inference.generate import generate
+    from lmforge.inference.sampling import SamplingConfig
+    from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
+
+    tokenizer = Tokenizer(meta.directory / FILENAME)
+
+    def sample(model) -> str:
+        was_training = model.training
+        model.eval()
+        text = generate(model, [tokenizer.eos_id], max_new_tokens=100, sampling=SamplingConfig(temperature=0.8),
+                        seed=0, eos_id=tokenizer.eos_id, decode=tokenizer.decode).text
+        model.train(was_training)
+        return text
+
+    return sample
 
 
 def run(args: argparse.Namespace) -> int:

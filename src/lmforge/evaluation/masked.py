@@ -4,7 +4,7 @@ masked in turn and scored from both sides, Salazar et al. 2020)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +40,7 @@ class MaskedSums:
 
 @torch.no_grad()
 def masked_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device,
-                autocast_dtype: torch.dtype | None = None) -> MaskedSums:
+                autocast_dtype: torch.dtype | None = None, progress: Callable[[int], None] | None = None) -> MaskedSums:
     """Summed loss and hits of the masked-LM head over (inputs, targets) batches (targets IGNORE elsewhere)."""
     was_training = model.training
     model.eval()
@@ -52,6 +52,8 @@ def masked_sums(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], devi
         wanted = targets[picked].to(device)
         totals = totals + MaskedSums(F.cross_entropy(logits, wanted, reduction="sum").item(), int(picked.sum()),
                                      int((logits.argmax(-1) == wanted).sum()))
+        if progress:
+            progress(len(inputs))
     model.train(was_training)
     return totals
 

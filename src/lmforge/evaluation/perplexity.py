@@ -8,6 +8,7 @@ an exact per-token byte table when the tokenizer has one, else from the shard's 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,8 +63,9 @@ def _window(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Tenso
 @torch.no_grad()
 def nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int,
              device: torch.device, token_bytes: np.ndarray | None, bytes_per_token: float,
-             autocast_dtype: torch.dtype | None = None) -> NLLSums:
-    """Summed NLL over independent windows tokens[s : s + seq_len + 1] for s in `starts`."""
+             autocast_dtype: torch.dtype | None = None, progress: Callable[[int], None] | None = None) -> NLLSums:
+    """Summed NLL over independent windows tokens[s : s + seq_len + 1] for s in `starts`;
+    `progress(n)` is told each time n more windows are done."""
     was_training = model.training
     model.eval()
     totals = NLLSums()
@@ -72,6 +74,8 @@ def nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: 
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(inputs.to(device))                                     # (B, T, V)
         totals = totals + _sums(logits, targets, token_bytes, bytes_per_token)
+        if progress:
+            progress(len(inputs))
     model.train(was_training)
     return totals
 
@@ -79,7 +83,8 @@ def nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: 
 @torch.no_grad()
 def stream_nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int,
                     device: torch.device, token_bytes: np.ndarray | None, bytes_per_token: float,
-                    autocast_dtype: torch.dtype | None = None, eos_id: int | None = None) -> NLLSums:
+                    autocast_dtype: torch.dtype | None = None, eos_id: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> NLLSums:
     """The same windows as `nll_sums`, read as streams by a recurrent model: the windows are cut into
     `batch_size` contiguous runs, one per row, and each row's state flows from one window to the next
     (reset before each EOS), as a recurrent LM is evaluated on running text."""
@@ -97,6 +102,8 @@ def stream_nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, se
             hidden, state = model.hidden(inputs.to(device), state, resets)  # (B, T, d_model)
             logits = model.lm_head(hidden)                                  # (B, T, V)
         totals = totals + _sums(logits, targets, token_bytes, bytes_per_token)
+        if progress:
+            progress(active)
     model.train(was_training)
     return totals
 

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,8 @@ class TrainConfig:
     threads: int | None = None
     """torch CPU threads per process; None means cores / processes on this machine, less the cores
     other processes keep busy at start-up (a busy laptop then costs its fair share, not 3x)."""
+    sample_every: int | None = None
+    """Print a short sample of the model's text every this many steps (decoders; None: never)."""
     mask_rate: float = 0.15
     """Masked LM (bert): fraction of tokens predicted (80% of them shown as [MASK], 10% random, 10% kept)."""
     whole_word_mask: bool = False
@@ -104,7 +107,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.max_steps is None:
             self.max_steps = UNLIMITED_STEPS if self.max_time else 2000
-        positive = ["batch_size", "grad_accum", "max_steps", "eval_every", "eval_windows",
+        positive = ["batch_size", "grad_accum", "max_steps", "eval_every", "eval_windows", "sample_every",
                     "checkpoint_every", "keep_checkpoints", "log_every"]
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
@@ -149,6 +152,8 @@ class TrainSetup:
     tokenizer: Tokenizer
     family: str = "gpt"
     resume: bool = False
+    sampler: Callable[[torch.nn.Module], str] | None = None
+    """Text from the model for --sample-every (given by the caller: training does not generate)."""
 
 
 class TrainingDiverged(Exception):
@@ -442,6 +447,8 @@ def train(setup: TrainSetup) -> dict:
                     metrics.write({"step": step, "val_loss": val_loss, "tokens": step * tokens_per_step,
                                    "train_time": train_time})
                     metrics.plot()
+            if setup.sampler and config.sample_every and step % config.sample_every == 0 and info.is_main:
+                tqdm.write(f"sample at step {step}: {setup.sampler(raw_model)!r}", file=sys.stderr)
             if checkpoint_due(finished):
                 checkpoint()
             if interrupted:

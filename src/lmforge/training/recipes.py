@@ -40,7 +40,8 @@ class Recipe:
     """Key of training/objectives.py OBJECTIVES."""
     sampler: Callable[[np.ndarray, DataContext], WindowSampler]
     evaluate: Callable[..., NLLSums | MaskedSums]
-    """(model, tokens, window starts, context, device, autocast dtype, token bytes, bytes per token) -> sums."""
+    """(model, tokens, window starts, context, device, autocast dtype, token bytes, bytes per token,
+    progress callback) -> sums."""
     sums: type
     train_presets: dict[str, dict] = field(default_factory=dict)
     """preset -> TrainConfig fields that suit that size on a CPU (below --config and flags)."""
@@ -74,14 +75,16 @@ def _masked(tokens, ctx: DataContext) -> MaskedWindowSampler:
                                ctx.seed, ctx.source, masking_rule(ctx))
 
 
-def _eval_windows(model, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token) -> NLLSums:
+def _eval_windows(model, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token,
+                  progress=None) -> NLLSums:
     return nll_sums(model, tokens, starts, ctx.seq_len, ctx.batch_size, device, token_bytes, bytes_per_token,
-                    autocast_dtype)
+                    autocast_dtype, progress)
 
 
-def _eval_streams(model, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token) -> NLLSums:
+def _eval_streams(model, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token,
+                  progress=None) -> NLLSums:
     return stream_nll_sums(model, tokens, starts, ctx.seq_len, ctx.batch_size, device, token_bytes,
-                           bytes_per_token, autocast_dtype, ctx.tokenizer.eos_id)
+                           bytes_per_token, autocast_dtype, ctx.tokenizer.eos_id, progress)
 
 
 def masked_eval_batches(tokens: np.ndarray, starts: np.ndarray, ctx: DataContext):
@@ -95,8 +98,9 @@ def masked_eval_batches(tokens: np.ndarray, starts: np.ndarray, ctx: DataContext
                torch.from_numpy(np.concatenate([p[1] for p in pairs])))
 
 
-def _eval_masked(model: nn.Module, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token):
-    return masked_sums(model, masked_eval_batches(tokens, starts, ctx), device, autocast_dtype)
+def _eval_masked(model: nn.Module, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token,
+                 progress=None):
+    return masked_sums(model, masked_eval_batches(tokens, starts, ctx), device, autocast_dtype, progress)
 
 
 CAUSAL = dict(objective="causal_lm", sampler=_windows, evaluate=_eval_windows, sums=NLLSums)

@@ -38,7 +38,8 @@ def resolve_configs(family: str, preset: str, vocab_size: int, file_values: dict
     return model_config, train_config
 
 
-def new_run(out: Path, family: str, preset: str, model_config, train_config: TrainConfig, meta: ShardMeta) -> dict:
+def new_run(out: Path, family: str, preset: str, model_config, train_config: TrainConfig, meta: ShardMeta,
+            sampler=None) -> dict:
     """Write the run directory of a run on the shards of `meta`, then train it."""
     out = Path(out)
     if (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
@@ -50,10 +51,10 @@ def new_run(out: Path, family: str, preset: str, model_config, train_config: Tra
     contract = RunConfig(family, preset, RECIPES[family].objective, str(Path(meta.directory).resolve()),
                          meta.tokenizer_sha256)
     write_run_dir(out, contract, model_config, train_config, meta.directory / FILENAME)
-    return train_on_shards(out, family, model_config, train_config, meta, tokenizer, resume=False)
+    return train_on_shards(out, family, model_config, train_config, meta, tokenizer, resume=False, sampler=sampler)
 
 
-def resume(run_dir: Path, train_overrides: dict, data: Path | None = None) -> dict:
+def resume(run_dir: Path, train_overrides: dict, data: Path | None = None, sampler=None) -> dict:
     """Continue `run_dir` from its newest checkpoint; training options may change, the model may not."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -70,15 +71,17 @@ def resume(run_dir: Path, train_overrides: dict, data: Path | None = None) -> di
     tokenizer = Tokenizer(run_dir)
     check_shards_match(meta, vocab_size=model_config.vocab_size, tokenizer_sha256=tokenizer.sha256,
                        owner=f"run {run_dir}")
-    return train_on_shards(run_dir, contract.family, model_config, train_config, meta, tokenizer, resume=True)
+    return train_on_shards(run_dir, contract.family, model_config, train_config, meta, tokenizer, resume=True,
+                           sampler=sampler)
 
 
 def train_on_shards(run_dir: Path, family: str, model_config, train_config: TrainConfig, meta: ShardMeta,
-                    tokenizer: Tokenizer, resume: bool) -> dict:
-    """Build the model (seeded) and train it on the shards described by `meta`; no val split is fine."""
+                    tokenizer: Tokenizer, resume: bool, sampler=None) -> dict:
+    """Build the model (seeded) and train it on the shards described by `meta`; no val split is fine.
+    `sampler(model) -> str` gives the text --sample-every prints (the train command passes one)."""
     torch.manual_seed(train_config.seed)  # the model's initial weights depend on the seed alone
     val = meta.tokens("val") if meta.splits.get("val", {}).get("tokens", 0) > 0 else None
     setup = TrainSetup(run_dir=Path(run_dir), model=MODELS[family].module_cls(model_config), config=train_config,
                        train_tokens=meta.tokens("train"), val_tokens=val, tokenizer=tokenizer, family=family,
-                       resume=resume)
+                       resume=resume, sampler=sampler)
     return train(setup)
