@@ -1,6 +1,7 @@
 """MediaWiki dump reader on a small dump the test writes (articles, redirects, namespaces, truncation)."""
 
 import bz2
+import json
 
 from lmforge.data.readers import ReadOptions, read_file
 from lmforge.data.wikipedia import wikitext_to_text
@@ -82,3 +83,29 @@ def test_truncated_dump_keeps_the_complete_pages(tmp_path, capsys):
     # the complete records were kept: the lost tail is a bad record, not a skipped file (issue 9)
     assert options.report.skipped_files == {} and options.report.bad_records["truncated_or_corrupt_tail"] == 1
     assert "truncated or corrupt" in capsys.readouterr().err
+
+
+def test_quote_markup_language_templates_and_file_links_leave_only_their_words():
+    from lmforge.data.wikipedia import has_markup_left, wikitext_to_text
+
+    q2, q3 = "'" * 2, "'" * 3
+    cases = {
+        f"the {q2}Iliad{q3}s first lines and {q3}bold{q3} text.": "the Iliad's first lines and bold text.",
+        f"Paris (French name {q2}{{{{lang|fr|Lutèce}}}}{q2}) is old.": "Paris (French name Lutèce) is old.",
+        "Intro.\n[[File:Map.png|thumb|A map of [[France]] {{tpl|[[x]]}} and [[Spain|Spain]]]]\nAfter.":
+            "Intro.\n\nAfter.",
+        f"rock'n'roll, l{q3}Italie{q3}, {q2}{q3}both{q3}{q2}.": "rock'n'roll, l'Italie, both.",
+    }
+    for wikitext, expected in cases.items():
+        text = wikitext_to_text(wikitext)
+        assert text == expected and not has_markup_left(text), (wikitext, text)
+    assert has_markup_left("left over [[link")
+
+
+def test_articles_with_markup_left_are_counted_in_stats(tmp_path, cli):
+    path = tmp_path / "dump.xml.bz2"
+    write_dump(path, [page("Broken", 0, "Some prose about rivers and hills. " * 5 + "[[unclosed link", page_id=1),
+                      page("Clean", 0, "Other prose about lakes and roads. " * 5, page_id=2)])
+    assert cli("prepare", path, "--out", tmp_path / "out", "--val-fraction", "0").code == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["docs_with_markup"] == 1

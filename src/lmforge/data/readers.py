@@ -34,6 +34,8 @@ class ReadReport:
     skipped_files: dict[str, int] = field(default_factory=dict)
     bad_records: dict[str, int] = field(default_factory=dict)
     docs_with_invalid_utf8: int = 0
+    docs_with_markup: int = 0
+    """Wikipedia articles in which wikitext tokens survived rendering."""
 
     def count_bad(self, reason: str) -> None:
         self.bad_records[reason] = self.bad_records.get(reason, 0) + 1

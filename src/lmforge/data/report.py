@@ -17,13 +17,14 @@ def _add(total: dict, part: dict) -> None:
 def summarize(part_files: list[Path], final: dict, dedup: dict, seconds: float) -> dict:
     """Sum the per-input counts of phase 1 and add the dedup and output counts of phase 2."""
     stats = {"inputs": 0, "files": 0, "docs_in": 0, "bytes_in": 0, "rejected_docs": {}, "rejected_bytes": {},
-             "bad_records": {}, "skipped_files": {}, "docs_with_invalid_utf8": 0, "languages": {},
+             "bad_records": {}, "skipped_files": {}, "docs_with_invalid_utf8": 0, "docs_with_markup": 0,
+             "languages": {},
              "pii_masked": {}, "phase1_cpu_seconds": 0.0}
     for path in part_files:
         part = read_json(path, "part stats")
         stats["inputs"] += 1
-        for key in ("files", "docs_in", "bytes_in", "docs_with_invalid_utf8"):
-            stats[key] += part[key]
+        for key in ("files", "docs_in", "bytes_in", "docs_with_invalid_utf8", "docs_with_markup"):
+            stats[key] += part.get(key, 0)  # (parts written before docs_with_markup lack it)
         for key in ("rejected_docs", "rejected_bytes", "bad_records", "skipped_files", "languages", "pii_masked"):
             _add(stats[key], part[key])
         stats["phase1_cpu_seconds"] += part["seconds"]

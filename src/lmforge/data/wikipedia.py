@@ -29,6 +29,48 @@ _SPACES = re.compile(r"[ \t]{2,}")
 
 _PRESTRIP = re.compile(r"<!--.*?-->|<ref[^>/]*/>|<ref[^>]*>.*?</ref>", re.DOTALL | re.IGNORECASE)
 _BRACES = re.compile(r"\{\{|\}\}|\{\||\|\}")
+# {{lang|fr|Lutèce}}, {{lang-fr|Lutèce}}, {{transl|ar|...}}: the words are prose, keep them
+_LANG = re.compile(r"\{\{\s*(?:lang(?:-[\w-]+)?|transl(?:iteration)?)\s*\|([^{}]*?)\}\}", re.IGNORECASE)
+_STYLE = re.compile(r"'{2,}")
+_FILE_LINK = re.compile(r"\[\[\s*(?:file|image|media)\s*:", re.IGNORECASE)
+_BRACKETS = re.compile(r"\[\[|\]\]")
+_MARKUP_LEFT = re.compile(r"''|\[\[|\]\]|\{\{|\}\}|<ref|\|thumb\|")
+
+
+def _lang_text(match: re.Match) -> str:
+    """The text argument of a language template (the last one that is not name=value)."""
+    args = [a.strip() for a in match.group(1).split("|") if "=" not in a]
+    return args[-1] if args else ""
+
+
+def _unstyle(match: re.Match) -> str:
+    """Bold/italic quote runs go; three or five quotes inside a word leave the apostrophe they hold
+    (the Iliad's possessive, French l'Italie), as MediaWiki renders them."""
+    text, start, end = match.string, match.start(), match.end()
+    inside_word = start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
+    return "'" if inside_word and len(match.group()) in (3, 5) else ""
+
+
+def _strip_file_links(text: str) -> str:
+    """Remove [[File:...]] / [[Image:...]] with everything nested in their captions, in one scan."""
+    out, position = [], 0
+    for match in _FILE_LINK.finditer(text):
+        if match.start() < position:
+            continue  # inside a file link already removed
+        out.append(text[position:match.start()])
+        depth, position = 0, len(text)
+        for bracket in _BRACKETS.finditer(text, match.start()):
+            depth += 1 if bracket.group() == "[[" else -1
+            if depth == 0:
+                position = bracket.end()
+                break
+    out.append(text[position:])
+    return "".join(out)
+
+
+def has_markup_left(text: str) -> bool:
+    """Wikitext tokens that survived rendering (documents with any are counted in stats.json)."""
+    return _MARKUP_LEFT.search(text) is not None
 
 
 def _strip_templates_and_tables(text: str) -> str:
@@ -99,7 +141,9 @@ def _drop_trailing_sections(text: str) -> str:
 def wikitext_to_text(wikitext: str) -> str:
     import mwparserfromhell
 
-    text = _render(mwparserfromhell.parse(_strip_templates_and_tables(_PRESTRIP.sub("", wikitext))).nodes)
+    wikitext = _LANG.sub(_lang_text, _PRESTRIP.sub("", wikitext))
+    wikitext = _STYLE.sub(_unstyle, _strip_file_links(_strip_templates_and_tables(wikitext)))
+    text = _render(mwparserfromhell.parse(wikitext).nodes)
     text = _LIST_MARKER.sub("", text)
     text = _drop_trailing_sections(text)
     text = _SPACES.sub(" ", text)
@@ -146,4 +190,5 @@ def read_wikipedia_dump(path: Path, options) -> Iterator[Document]:
                 except Exception:  # mwparserfromhell gives up on some malformed markup
                     report.count_bad("wiki_malformed_wikitext")
                     continue
+                report.docs_with_markup += has_markup_left(text)
                 yield Document(text, f"{path.name}:{page_id}", str(path), {"title": title, "page_id": page_id})

@@ -114,7 +114,8 @@ def process_input(index: int, source, config, work: Path) -> dict:
     os.replace(tmp, work / f"{name}.jsonl.gz")
     result = {"index": index, "source": str(source), **asdict(counts), "files": options.report.files,
               "skipped_files": options.report.skipped_files, "bad_records": options.report.bad_records,
-              "docs_with_invalid_utf8": options.report.docs_with_invalid_utf8, "languages": languages,
+              "docs_with_invalid_utf8": options.report.docs_with_invalid_utf8,
+              "docs_with_markup": options.report.docs_with_markup, "languages": languages,
               "pii_masked": pii.counts if pii else {}, "seconds": round(time.perf_counter() - started, 3)}
     write_json(work / f"{name}.json", result)  # written last: marks the part as finished
     return result
