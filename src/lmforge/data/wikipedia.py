@@ -39,7 +39,8 @@ _MARKUP_LEFT = re.compile(r"''|\[\[|\]\]|\{\{|\}\}|<ref|\|thumb\|")
 
 def _lang_text(match: re.Match) -> str:
     """The text argument of a language template (the last one that is not name=value)."""
-    args = [a.strip() for a in match.group(1).split("|") if "=" not in a]
+    parts = re.split(r"\|(?![^\[]*\]\])", match.group(1))  # pipes inside [[link|label]] are not separators
+    args = [a.strip() for a in parts if "=" not in a]
     return args[-1] if args else ""
 
 
