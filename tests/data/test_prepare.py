@@ -69,3 +69,11 @@ def test_cli_prepare_and_its_errors(tmp_path, cli):
     assert_input_error(cli("prepare", tmp_path / "empty", "--out", tmp_path / "o3"), "empty corpus")
     assert not (tmp_path / "o3" / "clean").exists()
     assert_input_error(cli("prepare", corpus, "--out", tmp_path / "o4", "--val-fraction", "1.5"), "--val-fraction")
+
+
+def test_word_counts_of_unspaced_scripts():
+    from lmforge.data.documents import count_words
+
+    assert count_words("今天天气很好，我们去公园。") == 11       # a Chinese line is not one word
+    assert count_words("用 Python 写代码") == 5
+    assert count_words("plain English words") == 3

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.data.documents import count_words
 from lmforge.data.minhash import near_duplicate_clusters
 from lmforge.data.pipeline import hash_fraction
 from lmforge.data.work import part_name, read_part
@@ -91,7 +92,7 @@ def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarra
                 writer.write(split, record)
                 counts["docs_out"][split] = counts["docs_out"].get(split, 0) + 1
                 counts["bytes_out"][split] = counts["bytes_out"].get(split, 0) + size
-                lengths.append(len(record["text"].split()))
+                lengths.append(count_words(record["text"]))
     if rejects is not None:
         rejects.close()
     counts["lengths"] = np.array(lengths, dtype=np.int64)

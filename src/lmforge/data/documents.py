@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+# scripts written without spaces between words: each character counts as a word
+# (Han, Hiragana/Katakana, Hangul syllables are spaced but dense too, Thai, Lao, Khmer, Myanmar)
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+                       r"\uf900-\ufaff]")
+
+
+_FULL_WIDTH_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]")
+
+
+def count_words(text: str) -> int:
+    """Words for statistics: whitespace-separated tokens, each character of an unspaced script counted
+    as one (so a Chinese line is not one word)."""
+    unspaced = len(_UNSPACED.findall(text))
+    if not unspaced:
+        return len(text.split())
+    return unspaced + len(_UNSPACED.sub(" ", _FULL_WIDTH_PUNCTUATION.sub(" ", text)).split())
 
 
 @dataclass
