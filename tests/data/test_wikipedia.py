@@ -109,3 +109,38 @@ def test_articles_with_markup_left_are_counted_in_stats(tmp_path, cli):
     assert cli("prepare", path, "--out", tmp_path / "out", "--val-fraction", "0").code == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["docs_with_markup"] == 1
+
+
+def write_multistream_dump(path, pages, pages_per_stream=2):
+    """As Wikipedia's multistream dumps: a header stream, streams of a few pages, a footer stream."""
+    header = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><sitename>W</sitename>'
+              "</siteinfo>")
+    streams = [header] + ["".join(pages[i:i + pages_per_stream]) for i in range(0, len(pages), pages_per_stream)]
+    path.write_bytes(b"".join(bz2.compress(s.encode()) for s in [*streams, "</mediawiki>"]))
+
+
+def test_a_multistream_dump_is_split_and_gives_what_one_reader_gives(tmp_path, cli, monkeypatch):
+    import gzip
+
+    from lmforge.data import multistream
+
+    monkeypatch.setattr(multistream, "STREAMS_PER_PART", 2)
+    pages = [page(f"Article {i}", 0, escape(f"Article {i} is about topic {i * 7} and more prose. " * 6), page_id=i)
+             for i in range(12)]
+    write_dump(tmp_path / "single.xml.bz2", pages)
+    write_multistream_dump(tmp_path / "multi.xml.bz2", pages)
+    assert len(multistream.split_into_parts(tmp_path / "multi.xml.bz2")) == 4   # 8 streams, 2 per part
+    assert len(multistream.split_into_parts(tmp_path / "single.xml.bz2")) == 1
+
+    def texts(out):
+        return [json.loads(line)["text"] for f in sorted((out / "clean").glob("*.jsonl.gz"))
+                for line in gzip.open(f, "rt")]
+
+    for source, workers in (("single", 1), ("multi", 1), ("multi", 2)):
+        assert cli("prepare", tmp_path / f"{source}.xml.bz2", "--out", tmp_path / f"{source}-{workers}",
+                   "--val-fraction", "0.2", "--workers", workers).code == 0
+    expected = texts(tmp_path / "single-1")
+    assert len(expected) == 12
+    assert texts(tmp_path / "multi-1") == expected and texts(tmp_path / "multi-2") == expected
+    stats = json.loads((tmp_path / "multi-2" / "stats.json").read_text())
+    assert stats["inputs"] == 4 and stats["docs_in"] == 12

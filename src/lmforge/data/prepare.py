@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, write_final
 from lmforge.data.minhash import MinHashConfig
+from lmforge.data.multistream import split_into_parts
 from lmforge.data.quality import QualityConfig
 from lmforge.data.readers import doc_split_chars, list_input_files
 from lmforge.data.report import plot_lengths, summarize
@@ -202,6 +203,14 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
     return stats
 
 
+def _parts(source) -> list:
+    """A multistream .xml.bz2 dump becomes several inputs of whole streams (so workers and ranks share
+    it); every other source is one input."""
+    if str(source).lower().endswith(".xml.bz2"):
+        return split_into_parts(Path(source))
+    return [source]
+
+
 def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources: list = (),
                    overwrite: bool = False, test_sources: list = ()) -> dict:
     """Phase 1 for this rank's inputs (skipping finished ones), then phase 2 over them."""
@@ -210,9 +219,8 @@ def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     # held-out sources come first: a training document that duplicates one of them is the one removed
     ignored: dict[str, int] = {}
-    inputs = [(s, "test") for s in list_input_files(list(test_sources), ignored)] + \
-             [(s, "val") for s in list_input_files(list(val_sources), ignored)] + \
-             [(s, "train") for s in list_input_files(list(sources), ignored)]
+    inputs = [(part, group) for group, listed in (("test", test_sources), ("val", val_sources), ("train", sources))
+              for s in list_input_files(list(listed), ignored) for part in _parts(s)]
     described = ", ".join(map(str, sources))
     if not any(group == "train" for _, group in inputs):
         raise InputError(f"{described}: no readable input files (.txt .md .jsonl .parquet .arrow .xml.bz2 "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
 import zlib
@@ -62,7 +63,7 @@ HUB_PREFIX = "hf:"
 
 
 def _suffix_kind(path: Path) -> str | None:
-    name = path.name.lower()
+    name = re.sub(r"#bytes=\d+-\d+$", "", path.name.lower())  # a part of a multistream dump
     kinds = (("jsonl", JSONL_SUFFIXES), ("parquet", PARQUET_SUFFIXES), ("text", TEXT_SUFFIXES),
              ("wiki", WIKI_SUFFIXES), ("warc", WARC_SUFFIXES), ("arrow", ARROW_SUFFIXES))
     for kind, suffixes in kinds:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lmforge.data.documents import Document
 from lmforge.data.extras import require
+from lmforge.data.multistream import PartReader, part_of
 
 SKIP_LINK_NAMESPACES = {"file", "image", "category", "media", "wikt", "wiktionary", "s", "commons"}
 SKIP_TAGS = {"ref", "references", "table", "gallery", "math", "chem", "score", "timeline", "imagemap",
@@ -157,6 +158,9 @@ def _local(tag: str) -> str:
 
 
 def _open(path: Path):
+    part = part_of(path)
+    if part is not None:  # one part of a multistream dump
+        return PartReader(*part)
     return bz2.open(path, "rb") if path.name.lower().endswith(".bz2") else open(path, "rb")
 
 
@@ -164,6 +168,7 @@ def read_wikipedia_dump(path: Path, options) -> Iterator[Document]:
     """Yield one Document per article; counts skips in `options.report.bad_records`."""
     require("mwparserfromhell", f"{path}: reading Wikipedia dumps")
     report = options.report
+    dump = part_of(path)[0] if part_of(path) else Path(path)  # ids and provenance name the dump itself
     with _open(path) as handle:
         context = ET.iterparse(handle, events=("start", "end"))
         _, root = next(context)
@@ -192,4 +197,4 @@ def read_wikipedia_dump(path: Path, options) -> Iterator[Document]:
                     report.count_bad("wiki_malformed_wikitext")
                     continue
                 report.docs_with_markup += has_markup_left(text)
-                yield Document(text, f"{path.name}:{page_id}", str(path), {"title": title, "page_id": page_id})
+                yield Document(text, f"{dump.name}:{page_id}", str(dump), {"title": title, "page_id": page_id})

@@ -1,0 +1,72 @@
+"""One Wikipedia dump shared by workers: the dev excerpt rewritten as a multistream dump (a header
+stream, one stream per page here, a footer stream, as `pages-articles-multistream` files are laid
+out) and prepared with `lmforge prepare --workers 1` and `--workers 2`; articles/s of the whole
+command, and whether the outputs are identical.
+    python bench/wiki_multistream.py [--copies 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import gzip
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine
+
+DUMP = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikipedia_dump_sample" / "enwiki-sample.xml.bz2"
+
+
+def multistream(out: Path, copies: int) -> int:
+    """The excerpt's pages `copies` times (each copy with new page ids and a numbered title, so that
+    the copies are distinct articles to the reader, though the text repeats), one page per stream."""
+    xml = bz2.decompress(DUMP.read_bytes()).decode()
+    head, rest = xml.split("<page>", 1)
+    pages = ["<page>" + p for p in ("<page>" + rest).split("<page>")[1:]]
+    pages[-1] = pages[-1].replace("</mediawiki>", "")
+    streams = [head.encode()]
+    for copy in range(copies):
+        for number, page in enumerate(pages):
+            page = re.sub(r"<id>(\d+)</id>", lambda m, copy=copy: f"<id>{int(m[1]) + copy * 10**7}</id>", page, count=1)
+            streams.append(page.replace("</title>", f" {copy}.{number}</title>", 1).encode())
+    streams.append(b"</mediawiki>")
+    out.write_bytes(b"".join(bz2.compress(s) for s in streams))
+    return len(pages) * copies
+
+
+def prepare(dump: Path, out: Path, workers: int) -> tuple[float, dict]:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lmforge", "prepare", dump, "--out", out, "--workers", str(workers),
+                    "--near-dedup", "false", "--dedup", "false"], check=True, capture_output=True)
+    return time.perf_counter() - start, json.loads((out / "stats.json").read_text())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=8)
+    args = parser.parse_args()
+    print(f"# {machine()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "enwiki-multistream.xml.bz2"
+        pages = multistream(dump, args.copies)
+        rows = {}
+        for workers in (1, 2):
+            seconds, stats = prepare(dump, Path(tmp) / f"out{workers}", workers)
+            rows[workers] = {"workers": workers, "inputs": stats["inputs"], "articles": sum(stats["docs_out"].values()),
+                             "seconds": round(seconds, 2)}
+            rows[workers]["articles_per_s"] = round(rows[workers]["articles"] / seconds, 1)
+            print(json.dumps({"pages": pages, **rows[workers]}), flush=True)
+        same = all(gzip.decompress((Path(tmp) / "out1" / "clean" / f.name).read_bytes()) ==
+                   gzip.decompress(f.read_bytes()) for f in (Path(tmp) / "out2" / "clean").iterdir())
+        print(json.dumps({"scaling_1_to_2_workers": round(rows[2]["articles_per_s"] / rows[1]["articles_per_s"], 2),
+                          "identical_output": same}))
+
+
+if __name__ == "__main__":
+    main()
