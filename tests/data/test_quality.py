@@ -76,3 +76,33 @@ def test_language_identification():
     assert identify(make_sentences(random.Random(0), 5))[0] == "en"
     lang, prob = identify("Това е българско изречение за времето днес и за града.")
     assert lang == "bg" and prob > 0.9
+
+
+CHINESE = """北方的河流穿过古老的森林，清澈而寒冷。每到春天，积雪融化，河水漫过村庄附近的石头。
+在这里生活了几代人的农民说，他们小时候的洪水比现在更大。上个世纪，工程师在上游修建了一座水坝，改变了季节的节奏。
+如今，游客们沿着河岸散步，观看在芦苇中筑巢的鸟儿。没有人知道这份宁静会持续多久，但现在山谷是一个平静而美丽的地方。
+老人们常常坐在桥边，讲述过去的故事。孩子们在夏天的傍晚跑到河边捉鱼，直到天色变暗才回家。"""
+
+
+def test_chinese_prose_passes_and_chinese_spam_is_rejected():
+    d = doc(CHINESE)
+    assert quality.gopher_quality(d, Q) is None       # was gopher_short_document: a line was one "word"
+    assert quality.gopher_repetition(d, Q) is None
+    assert quality.c4_lines(d, Q) is None and "北方的河流" in d.text
+    spam = "\n".join(["点击这里立即购买最便宜的手机，限时优惠！"] * 30)
+    assert quality.gopher_repetition(doc(spam), Q) == "gopher_duplicate_lines"
+    assert quality.gopher_quality(doc("点击购买"), Q) == "gopher_short_document"
+
+
+def test_prepare_keeps_chinese_documents_with_quality_filters_on(tmp_path, cli):
+    import json
+
+    with open(tmp_path / "zh.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(20):
+            handle.write(json.dumps({"text": f"第{i}篇。" + CHINESE.replace("北方", f"第{i}条北方")},
+                                    ensure_ascii=False) + "\n")
+    result = cli("prepare", tmp_path / "zh.jsonl", "--out", tmp_path / "out", "--quality-filters", "on",
+                 "--near-dedup", "false", "--val-fraction", "0")
+    assert result.code == 0, result.err
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert sum(stats["docs_out"].values()) == 20, stats["rejected_docs"]

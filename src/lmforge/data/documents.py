@@ -7,8 +7,16 @@ from dataclasses import dataclass, field
 
 # scripts written without spaces between words: each character counts as a word
 # (Han, Hiragana/Katakana, Hangul syllables are spaced but dense too, Thai, Lao, Khmer, Myanmar)
-_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-                       r"\uf900-\ufaff]")
+UNSPACED_CHARS = r"\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_UNSPACED = re.compile(f"[{UNSPACED_CHARS}]")
+# a word: one character of an unspaced script, or a run of other word characters
+_SCRIPT_WORD = re.compile(f"[{UNSPACED_CHARS}]|[^\\W{UNSPACED_CHARS}]+")
+
+
+def script_words(text: str) -> list[str]:
+    """Words for the quality statistics: each character of an unspaced script is a word (character
+    n-grams then serve the repetition statistics, as multilingual filters do for such scripts)."""
+    return _SCRIPT_WORD.findall(text)
 
 
 _FULL_WIDTH_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]")

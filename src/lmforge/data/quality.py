@@ -10,14 +10,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmforge.data.documents import Document
+from lmforge.data.documents import UNSPACED_CHARS, Document, count_words, script_words
 from lmforge.data.minhash import ngram_keys
 from lmforge.data.stopwords import GOPHER_STOPWORDS
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _BULLET = re.compile(r"^\s*[\u2022\u2023\u25e6\u2043\u2219*\-–]\s")
 _TOKEN_WITH_LETTER = re.compile(r"\S*[^\W\d_]\S*")
-_TERMINAL = (".", "!", "?", '"', "'", "”", "’", "…")
+_TERMINAL = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？", "」", "』")
+_SENTENCE_END = re.compile(r"[.!?]+(\s|$)|[。！？]+")
+_UNSPACED_CHAR = re.compile(f"[{UNSPACED_CHARS}]")
 
 
 @dataclass
@@ -60,14 +61,18 @@ DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
 def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
-    words = _WORD.findall(doc.text)
+    """Gopher's quality rules; a character of an unspaced script (Chinese, Japanese, Thai, ...) counts
+    as a word, and for text mostly in such scripts the English-specific rules (mean word length,
+    English stop words) do not apply."""
+    words = script_words(doc.text)
     n = len(words)
     if n < config.min_words:
         return "gopher_short_document"
     if n > config.max_words:
         return "gopher_long_document"
+    unspaced = len(_UNSPACED_CHAR.findall(doc.text)) / n > 0.5
     mean_length = sum(map(len, words)) / n
-    if not config.min_mean_word_length <= mean_length <= config.max_mean_word_length:
+    if not unspaced and not config.min_mean_word_length <= mean_length <= config.max_mean_word_length:
         return "gopher_mean_word_length"
     symbols = doc.text.count("#") + doc.text.count("...") + doc.text.count("…")
     if symbols / n > config.max_symbol_word_ratio:
@@ -82,7 +87,7 @@ def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
     with_letter = len(_TOKEN_WITH_LETTER.findall(doc.text))
     if tokens and (tokens - with_letter) / tokens > config.max_non_alpha_words_ratio:
         return "gopher_non_alpha_words"
-    if _count_stop_words(words, config.min_stop_words) < config.min_stop_words:
+    if not unspaced and _count_stop_words(words, config.min_stop_words) < config.min_stop_words:
         return "gopher_stop_words"
     return None
 
@@ -149,7 +154,7 @@ def gopher_repetition(doc: Document, config: QualityConfig) -> str | None:
         return "gopher_duplicate_lines"
     if chars / size > config.max_duplicate_line_char_fraction:
         return "gopher_duplicate_line_chars"
-    words = _WORD.findall(text.lower())
+    words = script_words(text.lower())
     vocabulary: dict[str, int] = {}
     ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in words], dtype=np.uint64)
     lengths = np.array([len(w) for w in words], dtype=np.int64)
@@ -181,11 +186,11 @@ def c4_lines(doc: Document, config: QualityConfig) -> str | None:
             continue
         if not stripped.endswith(_TERMINAL) or stripped.endswith("..."):
             continue
-        if len(stripped.split()) < config.c4_min_words_per_line or "javascript" in stripped.lower():
+        if count_words(stripped) < config.c4_min_words_per_line or "javascript" in stripped.lower():
             continue
         kept.append(stripped)
     text = "\n".join(kept).strip()
-    if config.c4_min_sentences and len(re.findall(r"[.!?]+(\s|$)", text)) < config.c4_min_sentences:
+    if config.c4_min_sentences and len(_SENTENCE_END.findall(text)) < config.c4_min_sentences:
         return "c4_too_few_sentences"
     doc.text = text
     return None
