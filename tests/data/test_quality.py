@@ -106,3 +106,12 @@ def test_prepare_keeps_chinese_documents_with_quality_filters_on(tmp_path, cli):
     assert result.code == 0, result.err
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert sum(stats["docs_out"].values()) == 20, stats["rejected_docs"]
+    assert stats["languages"] == {"zh": 20} and stats["languages_kept"] == {"zh": 20}
+    assert "zh 20 (100% kept)" in result.err
+
+
+def test_min_chars_counts_a_chinese_character_as_three():
+    keep = cleaning.min_chars(32)
+    assert keep(doc("这家餐厅的菜非常好吃，服务也很周到。"))            # 18 characters: a whole review
+    assert not keep(doc("short English review."))                     # 21 characters
+    assert keep(doc("x" * 32)) and not keep(doc("好吃"))

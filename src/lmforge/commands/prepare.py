@@ -78,6 +78,8 @@ def print_summary(stats: dict, out: Path) -> None:
     if stats["dedup"]["near_clusters"]:
         lines.append(f"  near-duplicate clusters: {stats['dedup']['near_clusters']:,}")
     if stats.get("languages"):
-        top = ", ".join(f"{k} {v:,}" for k, v in list(stats["languages"].items())[:6])
-        lines.append(f"  languages: {top}")
+        kept = stats.get("languages_kept", {})
+        top = ", ".join(f"{k} {v:,}" + (f" ({100 * kept.get(k, 0) / v:.0f}% kept)" if kept else "")
+                        for k, v in list(stats["languages"].items())[:6])
+        lines.append(f"  languages (documents that reached language id): {top}")
     print("\n".join(lines), file=sys.stderr)

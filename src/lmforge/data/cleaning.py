@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from lmforge.data.documents import Document
+from lmforge.data.documents import UNSPACED_CHARS, Document
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
@@ -32,10 +32,18 @@ def clean_whitespace(doc: Document) -> Document:
     return doc
 
 
+_UNSPACED_CHAR = re.compile(f"[{UNSPACED_CHARS}]")
+UNSPACED_CHAR_WEIGHT = 3
+
+
 def min_chars(n: int) -> Callable[[Document], bool]:
-    """Keeps documents with at least `n` characters."""
+    """Keeps documents with at least `n` characters, a character of an unspaced script (Chinese,
+    Japanese, Thai, ...) counting as 3: it carries about what three Latin letters and a space do, so a
+    short Chinese review is not held to three times the content of an English one."""
     def has_min_chars(doc: Document) -> bool:
-        return len(doc.text) >= n
+        if len(doc.text) >= n:
+            return True
+        return len(doc.text) + (UNSPACED_CHAR_WEIGHT - 1) * len(_UNSPACED_CHAR.findall(doc.text)) >= n
     return has_min_chars
 
 

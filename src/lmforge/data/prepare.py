@@ -45,7 +45,8 @@ class PrepareConfig:
     (the whole file), chars:N (blocks of about N characters cut at blank lines; for books), or auto
     (blank-line for .txt, file for Markdown/reST pages)."""
     min_chars: int = 32
-    """Drop documents shorter than this (characters, after cleaning)."""
+    """Drop documents shorter than this (characters, after cleaning; a Chinese, Japanese or Thai
+    character counts as 3)."""
     max_chars: int = 2_000_000
     """Drop documents longer than this (characters)."""
     dedup: bool = True

@@ -18,15 +18,16 @@ def summarize(part_files: list[Path], final: dict, dedup: dict, seconds: float) 
     """Sum the per-input counts of phase 1 and add the dedup and output counts of phase 2."""
     stats = {"inputs": 0, "files": 0, "docs_in": 0, "bytes_in": 0, "rejected_docs": {}, "rejected_bytes": {},
              "bad_records": {}, "skipped_files": {}, "docs_with_invalid_utf8": 0, "docs_with_markup": 0,
-             "languages": {},
+             "languages": {}, "languages_kept": {},
              "pii_masked": {}, "phase1_cpu_seconds": 0.0}
     for path in part_files:
         part = read_json(path, "part stats")
         stats["inputs"] += 1
         for key in ("files", "docs_in", "bytes_in", "docs_with_invalid_utf8", "docs_with_markup"):
             stats[key] += part.get(key, 0)  # (parts written before docs_with_markup lack it)
-        for key in ("rejected_docs", "rejected_bytes", "bad_records", "skipped_files", "languages", "pii_masked"):
-            _add(stats[key], part[key])
+        for key in ("rejected_docs", "rejected_bytes", "bad_records", "skipped_files", "languages", "pii_masked",
+                    "languages_kept"):
+            _add(stats[key], part.get(key, {}))
         stats["phase1_cpu_seconds"] += part["seconds"]
     for reason in ("exact_duplicate", "near_duplicate"):
         removed = dedup["exact_removed"] if reason == "exact_duplicate" else dedup["near_removed"]

@@ -35,7 +35,8 @@ def uses_web_filters(config, source) -> bool:
     return config.quality_filters == "on" or (config.quality_filters == "auto" and source_kind(source) == "warc")
 
 
-def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None) -> list:
+def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None,
+                languages_kept: dict | None = None) -> list:
     web = uses_web_filters(config, source)
     if config.fix_unicode or web:
         require("ftfy", "Unicode repair (--fix-unicode, web quality filters)")
@@ -62,7 +63,15 @@ def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None)
         steps += [reject_by(lambda d: quality.gopher_repetition(d, q), "gopher_repetition"),
                   reject_by(lambda d: quality.gopher_quality(d, q), "gopher_quality"),
                   reject_by(lambda d: quality.c4_lines(d, q), "c4")]
+    if (config.lang or web) and languages_kept is not None:  # per-language keep rates in the summary
+        steps.append(map_step(lambda d: _count_language(d, languages_kept)))
     return steps
+
+
+def _count_language(doc: Document, counts: dict) -> Document:
+    lang = doc.meta.get("lang", "?")
+    counts[lang] = counts.get(lang, 0) + 1
+    return doc
 
 
 def _language_check(config, languages: dict):
@@ -86,8 +95,9 @@ def process_input(index: int, source, config, work: Path) -> dict:
     options = ReadOptions(text_field=config.text_field, split=config.hub_split,
                           skip_bad_records=config.skip_bad_records, doc_split=config.doc_split)
     languages: dict[str, int] = {}
+    languages_kept: dict[str, int] = {}
     pii = cleaning.PIIMasker() if config.mask_pii else None
-    steps = build_steps(config, source, languages, pii)
+    steps = build_steps(config, source, languages, pii, languages_kept)
     hasher = MinHasher(config.minhash) if config.near_dedup else None
     keys, signatures = [], []
     # temp names carry the pid: a worker orphaned by a killed run may still be writing its own
@@ -116,6 +126,7 @@ def process_input(index: int, source, config, work: Path) -> dict:
               "skipped_files": options.report.skipped_files, "bad_records": options.report.bad_records,
               "docs_with_invalid_utf8": options.report.docs_with_invalid_utf8,
               "docs_with_markup": options.report.docs_with_markup, "languages": languages,
+              "languages_kept": languages_kept,
               "pii_masked": pii.counts if pii else {}, "seconds": round(time.perf_counter() - started, 3)}
     write_json(work / f"{name}.json", result)  # written last: marks the part as finished
     return result
