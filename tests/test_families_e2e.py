@@ -193,3 +193,11 @@ def test_sample_every_prints_text_during_training(prepared, cli, tmp_path):
     result = train(cli, prepared, "lstm", tmp_path / "run", "--max-steps", "4", "--sample-every", "2")
     assert result.code == 0, result.err
     assert result.err.count("sample at step") == 2
+
+
+def test_eval_stride_for_decoders_only(family_runs, cli):
+    result = cli("eval", "--run", family_runs / "gpt", "--stride", "8", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["tokens"] > 0
+    assert_input_error(cli("eval", "--run", family_runs / "lstm", "--stride", "8"), "--stride", "stream")
+    assert_input_error(cli("eval", "--run", family_runs / "gpt", "--stride", "64"), "must be in 1..32")

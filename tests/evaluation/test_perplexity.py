@@ -68,3 +68,26 @@ def test_eval_of_an_empty_split_is_an_input_error(tmp_path, cli):
                "--max-steps", "2").code == 0
     assert_input_error(cli("eval", "--run", tmp_path / "run"), "val.bin", "split is empty", "--val-fraction")
     assert cli("eval", "--run", tmp_path / "run", "--split", "train", "--max-tokens", "200").code == 0
+
+
+def test_sliding_windows_score_every_target_once_with_more_context():
+    import numpy as np
+    import torch
+
+    from lmforge.evaluation.perplexity import nll_sums
+    from lmforge.models.gpt import GPT, GPTConfig
+    from lmforge.training.batches import eval_windows
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, max_seq_len=16, n_layers=1, n_heads=2, d_model=16))
+    tokens = np.random.default_rng(0).integers(0, 20, 200).astype(np.uint16)
+    device = torch.device("cpu")
+    plain = nll_sums(model, tokens, eval_windows(tokens, 16, None), 16, 4, device, None, 1.0)
+    same = nll_sums(model, tokens, eval_windows(tokens, 16, None, stride=16), 16, 4, device, None, 1.0)
+    assert (plain.nll, plain.tokens) == (same.nll, same.tokens)
+    starts = eval_windows(tokens, 16, None, stride=4)
+    sliding = nll_sums(model, tokens, starts, 16, 4, device, None, 1.0, scored_from=12)
+    assert sliding.tokens == 16 + 4 * (len(starts) - 1) and starts[-1] + 17 <= len(tokens)
+    # the first window's targets are scored as in the plain evaluation; later ones with 12+ tokens of context
+    first = nll_sums(model, tokens, starts[:1], 16, 4, device, None, 1.0)
+    assert abs(first.nll - nll_sums(model, tokens, starts[:1], 16, 4, device, None, 1.0, scored_from=12).nll) < 1e-9

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="Transformer decoders: sliding windows every STRIDE tokens, each token scored once with "
+                             "at least seq_len - STRIDE tokens of context (default: non-overlapping windows)")
     parser.add_argument("--pppl-windows", type=int, default=4,
                         help="encoders: windows scored for pseudo-perplexity (one forward pass per token)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
@@ -41,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
 
 
 def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_tokens: int | None = None,
-                 batch_size: int = 8, device: str = "auto", pppl_windows: int = 4) -> dict:
+                 batch_size: int = 8, device: str = "auto", pppl_windows: int = 4, stride: int | None = None) -> dict:
     device = pick_device(device)
     loaded = load(run, device)
     model, tokenizer = loaded.model, loaded.tokenizer
@@ -54,12 +57,18 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
     recipe = RECIPES[loaded.run.family]
     masked = recipe.objective == "masked_lm"
     window = seq_len - 1 if masked else seq_len   # an encoder window is [CLS] + seq_len - 1 tokens
-    starts = eval_windows(tokens, window, None if max_tokens is None else max(1, max_tokens // window))
+    if stride is not None and recipe.objective != "causal_lm":
+        raise InputError(f"--stride: sliding windows are for Transformer decoders; a {loaded.run.family} run "
+                         "already reads the split as a stream (recurrent) or needs none (encoder).")
+    if stride is not None and not 0 < stride <= seq_len:
+        raise InputError(f"--stride {stride}: must be in 1..{seq_len} (the run's window).")
+    max_windows = None if max_tokens is None else max(1, max_tokens // (stride or window))
+    starts = eval_windows(tokens, window, max_windows, stride)
     if len(starts) == 0:
         raise InputError(f"{meta.directory}/{split}.bin: {len(tokens)} tokens, fewer than one window of "
                          f"{window + 1}; evaluate a larger split.")
     ctx = DataContext(seq_len, batch_size, 1, 0, tokenizer, float(train.get("mask_rate", 0.15)),
-                      bool(train.get("whole_word_mask", False)))
+                      bool(train.get("whole_word_mask", False)), stride=stride)
     autocast = torch.bfloat16 if device.type == "cuda" else None
     token_bytes = None if masked else _token_bytes(tokenizer, tokens, meta.splits[split].get("bytes", 0))
     with tqdm(total=len(starts), desc=f"eval {split}", unit="window", file=sys.stderr, dynamic_ncols=True,
@@ -70,7 +79,7 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
               "shards": str(meta.directory), "run": str(run)}
     if masked and pppl_windows > 0:
         result.update(_pseudo_perplexity(model, tokens, starts[:pppl_windows], window, tokenizer, device))
-    if not masked and result["bits_per_byte"] is not None and meta.splits.get("train", {}).get("tokens"):
+    if not masked and not stride and result["bits_per_byte"] is not None and meta.splits.get("train", {}).get("tokens"):
         # the baseline to beat, on the same target tokens and bytes
         targets = np.concatenate([tokens[s + 1:s + 1 + window] for s in starts]).astype(np.int64)
         result["unigram_bits_per_byte"] = unigram_bits_per_byte(
@@ -123,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--threads must be positive, got {args.threads}.")
         torch.set_num_threads(args.threads)
     result = evaluate_run(args.run, args.data, args.split, args.max_tokens, args.batch_size, args.device,
-                          args.pppl_windows)
+                          args.pppl_windows, args.stride)
     print(summary_line(result), file=sys.stderr)
     if args.json:
         print(json.dumps(result))

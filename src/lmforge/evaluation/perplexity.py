@@ -46,12 +46,16 @@ class NLLSums:
         }
 
 
-def _sums(logits: Tensor, targets: Tensor, token_bytes: np.ndarray | None, bytes_per_token: float) -> NLLSums:
-    """NLL of logits (B, T, V) against targets (B, T) (on the CPU), with the bytes the targets stand for."""
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten().to(logits.device), reduction="sum")
+def _sums(logits: Tensor, targets: Tensor, token_bytes: np.ndarray | None, bytes_per_token: float,
+          scored: Tensor | None = None) -> NLLSums:
+    """NLL of logits (B, T, V) against targets (B, T) (on the CPU), with the bytes the targets stand for;
+    only where `scored` (B, T) is true, when given."""
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten().to(logits.device), reduction="none")
+    if scored is not None:
+        nll, targets = nll[scored.flatten().to(nll.device)], targets[scored]
     byte_count = (float(token_bytes[targets.numpy()].sum()) if token_bytes is not None
                   else targets.numel() * bytes_per_token)
-    return NLLSums(nll.item(), targets.numel(), byte_count)
+    return NLLSums(nll.sum().item(), targets.numel(), byte_count)
 
 
 def _window(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Tensor, Tensor]:
@@ -63,17 +67,24 @@ def _window(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Tenso
 @torch.no_grad()
 def nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int,
              device: torch.device, token_bytes: np.ndarray | None, bytes_per_token: float,
-             autocast_dtype: torch.dtype | None = None, progress: Callable[[int], None] | None = None) -> NLLSums:
-    """Summed NLL over independent windows tokens[s : s + seq_len + 1] for s in `starts`;
-    `progress(n)` is told each time n more windows are done."""
+             autocast_dtype: torch.dtype | None = None, progress: Callable[[int], None] | None = None,
+             scored_from: int = 0) -> NLLSums:
+    """Summed NLL over windows tokens[s : s + seq_len + 1] for s in `starts`; with overlapping
+    (sliding) windows, a window after the first scores only its targets from `scored_from` on, so
+    every target is scored once with at least that much context. `progress(n)`: n more windows done."""
     was_training = model.training
     model.eval()
     totals = NLLSums()
     for first in range(0, len(starts), batch_size):
-        inputs, targets = _window(tokens, starts[first:first + batch_size], seq_len)
+        batch_starts = starts[first:first + batch_size]
+        inputs, targets = _window(tokens, batch_starts, seq_len)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(inputs.to(device))                                     # (B, T, V)
-        totals = totals + _sums(logits, targets, token_bytes, bytes_per_token)
+        scored = None
+        if scored_from:
+            scored = torch.arange(seq_len)[None, :] >= scored_from                # (1, T)
+            scored = scored | torch.from_numpy(batch_starts == 0)[:, None]        # (B, T): the first window whole
+        totals = totals + _sums(logits, targets, token_bytes, bytes_per_token, scored)
         if progress:
             progress(len(inputs))
     model.train(was_training)

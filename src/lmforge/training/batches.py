@@ -69,12 +69,14 @@ def windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch
     return chunk[:, :-1], chunk[:, 1:]
 
 
-def eval_windows(tokens: np.ndarray, seq_len: int, max_windows: int | None) -> np.ndarray:
-    """Non-overlapping windows from the start of the split: the fixed slice every eval uses."""
-    count = (len(tokens) - 1) // seq_len
+def eval_windows(tokens: np.ndarray, seq_len: int, max_windows: int | None, stride: int | None = None) -> np.ndarray:
+    """Windows from the start of the split: non-overlapping (the fixed slice every eval uses), or every
+    `stride` tokens for sliding-window evaluation."""
+    stride = stride or seq_len
+    count = (len(tokens) - 1) // seq_len if stride == seq_len else max(0, (len(tokens) - 1 - seq_len) // stride + 1)
     if max_windows is not None:
         count = min(count, max_windows)
-    return np.arange(count) * seq_len
+    return np.arange(count) * stride
 
 
 class WindowSampler:

@@ -32,6 +32,8 @@ class DataContext:
     rank: int = 0
     world_size: int = 1
     source: str = ""
+    stride: int | None = None
+    """Evaluation of Transformer decoders: windows every `stride` tokens (None: non-overlapping)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,9 @@ def _masked(tokens, ctx: DataContext) -> MaskedWindowSampler:
 
 def _eval_windows(model, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token,
                   progress=None) -> NLLSums:
+    scored_from = ctx.seq_len - ctx.stride if ctx.stride and ctx.stride < ctx.seq_len else 0
     return nll_sums(model, tokens, starts, ctx.seq_len, ctx.batch_size, device, token_bytes, bytes_per_token,
-                    autocast_dtype, progress)
+                    autocast_dtype, progress, scored_from)
 
 
 def _eval_streams(model, tokens, starts, ctx, device, autocast_dtype, token_bytes, bytes_per_token,
