@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, write_final
 from lmforge.data.minhash import MinHashConfig
-from lmforge.data.multistream import split_into_parts
+from lmforge.data.multistream import part_of, split_into_parts
 from lmforge.data.quality import QualityConfig
 from lmforge.data.readers import doc_split_chars, list_input_files
 from lmforge.data.report import plot_lengths, summarize
@@ -160,6 +160,9 @@ def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path
 
 
 def _input_size(source) -> int:
+    part = part_of(source)
+    if part is not None:  # a part of a multistream dump: its byte range
+        return part[2] - part[1]
     path = Path(str(source))
     return path.stat().st_size if path.is_file() else 0
 
