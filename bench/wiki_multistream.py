@@ -65,7 +65,23 @@ def main():
         same = all(gzip.decompress((Path(tmp) / "out1" / "clean" / f.name).read_bytes()) ==
                    gzip.decompress(f.read_bytes()) for f in (Path(tmp) / "out2" / "clean").iterdir())
         print(json.dumps({"scaling_1_to_2_workers": round(rows[2]["articles_per_s"] / rows[1]["articles_per_s"], 2),
-                          "identical_output": same}))
+                          "identical_output": same}), flush=True)
+        gensim_rate = gensim_articles_per_s(dump)
+        if gensim_rate:
+            print(json.dumps({"gensim_wikicorpus_2_processes_articles_per_s": round(gensim_rate, 1),
+                              "lmforge_2_workers_vs_gensim": round(rows[2]["articles_per_s"] / gensim_rate, 2)}))
+
+
+def gensim_articles_per_s(dump: Path) -> float | None:
+    """gensim's WikiCorpus text extraction with 2 processes on the same file (its defaults), timed as a
+    whole command like the lmforge runs; None without gensim (the refbench extra)."""
+    code = ("import logging, sys; logging.disable(logging.WARNING)\n"
+            "from gensim.corpora.wikicorpus import WikiCorpus\n"
+            "print(sum(1 for _ in WikiCorpus(sys.argv[1], dictionary={}, processes=2).get_texts()))\n")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, str(dump)], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    return int(out.stdout.strip()) / wall if out.returncode == 0 else None
 
 
 if __name__ == "__main__":
