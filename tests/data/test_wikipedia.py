@@ -144,3 +144,19 @@ def test_a_multistream_dump_is_split_and_gives_what_one_reader_gives(tmp_path, c
     assert texts(tmp_path / "multi-1") == expected and texts(tmp_path / "multi-2") == expected
     stats = json.loads((tmp_path / "multi-2" / "stats.json").read_text())
     assert stats["inputs"] == 4 and stats["docs_in"] == 12
+
+
+def test_an_ordinary_bz2_is_recognised_from_its_first_block(tmp_path):
+    import random
+
+    from lmforge.data.multistream import stream_offsets
+
+    rng = random.Random(0)   # varied text: repeated text would compress into one small block
+    pages = [page(f"Article {i}", 0, " ".join(f"w{rng.randrange(10**6)}" for _ in range(80)), page_id=i)
+             for i in range(60)]
+    write_dump(tmp_path / "single.xml.bz2", pages)
+    write_multistream_dump(tmp_path / "multi.xml.bz2", pages)
+    assert (tmp_path / "single.xml.bz2").stat().st_size > 4096
+    assert stream_offsets(tmp_path / "single.xml.bz2", block=4096) == [0]
+    offsets = stream_offsets(tmp_path / "multi.xml.bz2", block=4096)   # several blocks, headers across them
+    assert len(offsets) == 32 and offsets == stream_offsets(tmp_path / "multi.xml.bz2", block=1 << 22)

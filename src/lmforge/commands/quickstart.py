@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from lmforge.commands.eval import evaluate_run
 from lmforge.commands.tokenize import tokenize_dataset
 from lmforge.commands.tokenizer import train_tokenizer_on
@@ -23,7 +21,6 @@ from lmforge.data.embedded import write_embedded_corpus
 from lmforge.data.prepare import PrepareConfig, prepare_corpus
 from lmforge.data.shards import read_meta
 from lmforge.errors import InputError
-from lmforge.evaluation.perplexity import unigram_bits_per_byte
 from lmforge.inference.generate import generate
 from lmforge.inference.loading import load_run
 from lmforge.inference.sampling import SamplingConfig
@@ -72,8 +69,6 @@ def run_quickstart(args) -> dict:
     summary = _train_tiny(args, meta, run_dir)
     say("6/6 eval + generate")
     result = evaluate_run(run_dir, device="cpu")
-    baseline = unigram_bits_per_byte(np.asarray(meta.tokens("train")), np.asarray(meta.tokens("val")),
-                                     meta.vocab_size, meta.splits["val"]["bytes"])
     model, tokenizer, _ = load_run(run_dir)
     sample = generate(model, tokenizer.encode(args.prompt), max_new_tokens=120,
                       sampling=SamplingConfig(temperature=0.8, top_p=0.95), seed=1, eos_id=tokenizer.eos_id,
@@ -81,7 +76,7 @@ def run_quickstart(args) -> dict:
     return {"corpus": corpus_name, "corpus_bytes": stats["bytes_out"], "tokens": shards["splits"],
             "params": summary["params"], "steps": summary["steps"], "tokens_per_s": summary["tokens_per_s"],
             "mfu": summary["mfu"], "val_loss": result["val_loss"], "bits_per_byte": result["bits_per_byte"],
-            "unigram_bits_per_byte": baseline["bits_per_byte"], "sample": args.prompt + sample.text,
+            "unigram_bits_per_byte": result["unigram_bits_per_byte"], "sample": args.prompt + sample.text,
             "run_dir": str(run_dir), "loss_plot": str(run_dir / "loss.png"),
             "seconds": time.perf_counter() - started}
 

@@ -92,7 +92,8 @@ def start_run(args: argparse.Namespace) -> dict:
     model_config, train_config = resolve_configs(
         args.model, args.preset, meta.vocab_size, file_values,
         values_from_args(args, MODELS[args.model].config_cls), values_from_args(args, TrainConfig))
-    return new_run(args.out, args.model, args.preset, model_config, train_config, meta, _sampler(args.model, meta))
+    return new_run(args.out, args.model, args.preset, model_config, train_config, meta,
+                   _sampler(args.model, meta.directory))
 
 
 def resume_run(args: argparse.Namespace) -> dict:
@@ -101,21 +102,24 @@ def resume_run(args: argparse.Namespace) -> dict:
         _refuse_foreign_flags(args, family)
         if values_from_args(args, MODELS[family].config_cls):
             raise InputError(f"{args.resume}: model options cannot change on --resume; start a new run instead.")
-    meta = read_meta(args.data or run_contract(read_run_config(args.resume), args.resume).shards)
-    return resume(args.resume, values_from_args(args, TrainConfig), args.data, _sampler(family, meta))
+    return resume(args.resume, values_from_args(args, TrainConfig), args.data, _sampler(family, args.resume))
 
 
-def _sampler(family: str, meta):
-    """What --sample-every prints: 100 tokens from the start of a document, seeded (decoders only)."""
+def _sampler(family: str, tokenizer_dir: Path):
+    """What --sample-every prints: 100 tokens from the start of a document, seeded (decoders only);
+    `tokenizer_dir` holds the tokenizer.json of the shards (new run) or of the run (resume)."""
     if family not in MODELS or MODELS[family].kind != "decoder":
         return None
     from lmforge.inference.generate import generate
     from lmforge.inference.sampling import SamplingConfig
-    from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
+    from lmforge.tokenization.tokenizer import Tokenizer
 
-    tokenizer = Tokenizer(meta.directory / FILENAME)
+    loaded: list[Tokenizer] = []  # read at the first sample: a run without --sample-every never needs it
 
     def sample(model) -> str:
+        if not loaded:
+            loaded.append(Tokenizer(tokenizer_dir))
+        tokenizer = loaded[0]
         was_training = model.training
         model.eval()
         text = generate(model, [tokenizer.eos_id], max_new_tokens=100, sampling=SamplingConfig(temperature=0.8),

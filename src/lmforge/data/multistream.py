@@ -18,10 +18,14 @@ STREAMS_PER_PART = 64
 
 
 def stream_offsets(path: Path, block: int = 1 << 22) -> list[int]:
-    """Byte offsets of every bz2 stream in the file (one for an ordinary .bz2)."""
+    """Byte offsets of every bz2 stream in the file. A multistream dump's second stream starts within
+    its first kilobytes (the first holds only the site header): when the first block shows one stream,
+    the file is an ordinary .bz2 and the rest is not scanned."""
     offsets, carried, base = [], b"", 0
     with open(path, "rb") as handle:
         while chunk := handle.read(block):
+            if base == 0 and len(chunk) == block and len(list(STREAM_START.finditer(chunk))) <= 1:
+                return [0]
             data = carried + chunk
             offsets += [base + m.start() for m in STREAM_START.finditer(data)]
             carried = data[-9:]  # shorter than a header: a header spanning two blocks is found once

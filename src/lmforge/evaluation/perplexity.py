@@ -58,7 +58,8 @@ def _sums(logits: Tensor, targets: Tensor, token_bytes: np.ndarray | None, bytes
     return NLLSums(nll.sum().item(), targets.numel(), byte_count)
 
 
-def _window(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Tensor, Tensor]:
+def windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[Tensor, Tensor]:
+    """(inputs, targets), each (B, T) int64, of the windows tokens[s : s + seq_len + 1] for s in starts."""
     offsets = starts[:, None] + np.arange(seq_len + 1)[None, :]
     chunk = torch.from_numpy(tokens[offsets].astype(np.int64))                   # (B, T + 1)
     return chunk[:, :-1], chunk[:, 1:]
@@ -77,7 +78,7 @@ def nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, seq_len: 
     totals = NLLSums()
     for first in range(0, len(starts), batch_size):
         batch_starts = starts[first:first + batch_size]
-        inputs, targets = _window(tokens, batch_starts, seq_len)
+        inputs, targets = windows(tokens, batch_starts, seq_len)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(inputs.to(device))                                     # (B, T, V)
         scored = None
@@ -107,7 +108,7 @@ def stream_nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, se
     for k in range(len(runs[0])):
         active = sum(len(run) > k for run in runs)                          # a prefix of the rows
         state = tuple(s[:, :active] for s in state)
-        inputs, targets = _window(tokens, np.array([run[k] for run in runs[:active]]), seq_len)
+        inputs, targets = windows(tokens, np.array([run[k] for run in runs[:active]]), seq_len)
         resets = (inputs == eos_id).to(device) if eos_id is not None else None
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             hidden, state = model.hidden(inputs.to(device), state, resets)  # (B, T, d_model)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from lmforge.errors import InputError
 from lmforge.evaluation.masked import IGNORE
+from lmforge.evaluation.perplexity import windows
 
 
 @dataclass
@@ -61,12 +62,6 @@ def _check_length(tokens: np.ndarray, needed: int, source: str) -> None:
     if len(tokens) < needed:
         raise InputError(f"{source}: only {len(tokens)} tokens, fewer than one window of {needed}; "
                          "use more text or a smaller --seq-len.")
-
-
-def windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    offsets = starts[:, None] + np.arange(seq_len + 1)[None, :]
-    chunk = torch.from_numpy(tokens[offsets].astype(np.int64))   # (B, T + 1)
-    return chunk[:, :-1], chunk[:, 1:]
 
 
 def eval_windows(tokens: np.ndarray, seq_len: int, max_windows: int | None, stride: int | None = None) -> np.ndarray:
