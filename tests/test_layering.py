@@ -17,6 +17,9 @@ FORBIDDEN = {
     "inference": ["lmforge.training", "lmforge.serving", "lmforge.commands"],
     "training": ["lmforge.inference", "lmforge.serving", "lmforge.commands"],
     "serving": ["lmforge.training", "lmforge.commands"],
+    # counting models: NumPy only, no torch and nothing above them
+    "ngram": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",
+              "lmforge.serving"],
 }
 # torch.distributed is imported by training/distributed.py alone
 DISTRIBUTED_OWNER = PACKAGE / "training" / "distributed.py"

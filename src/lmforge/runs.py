@@ -115,11 +115,16 @@ class RunConfig:
     """Label names of a classification or tagging task, in head order."""
     init_from: str | None = None
     """Run directory whose weights this run started from."""
+    corpus: str | None = None
+    """Prepared dataset (or text file) a counting model (n-gram, embeddings) was built from."""
 
     def sections(self) -> dict[str, dict]:
         run = {"format": "lmforge.run", "version": RUN_FORMAT_VERSION, "family": self.family, "preset": self.preset,
                "objective": self.objective, "task": self.task, "labels": self.labels, "init_from": self.init_from}
-        return {"run": run, "data": {"shards": self.shards, "tokenizer_sha256": self.tokenizer_sha256}}
+        data = {"shards": self.shards, "tokenizer_sha256": self.tokenizer_sha256}
+        if self.corpus is not None:
+            data["corpus"] = self.corpus
+        return {"run": run, "data": data}
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -147,7 +152,8 @@ def run_contract(config: dict[str, Any], run_dir: Path) -> RunConfig:
                          data.get("tokenizer_sha256", ""))
     try:
         return RunConfig(run["family"], run.get("preset", ""), run["objective"], data["shards"],
-                         data.get("tokenizer_sha256", ""), run.get("task"), run.get("labels"), run.get("init_from"))
+                         data.get("tokenizer_sha256", ""), run.get("task"), run.get("labels"), run.get("init_from"),
+                         data.get("corpus"))
     except KeyError as missing:
         raise InputError(f"{path}: [run] has no {missing} entry; the run directory is damaged.") from None
 

@@ -18,6 +18,8 @@ from lmforge.commands.eval import evaluate_run
 from lmforge.data.shards import read_meta
 from lmforge.errors import InputError
 from lmforge.evaluation.plots import save_figure
+from lmforge.ngram.evaluate import val_identity
+from lmforge.ngram.store import WEIGHTS as NGRAM_WEIGHTS
 from lmforge.runs import read_run_config, run_contract
 
 
@@ -38,6 +40,8 @@ def _metrics(run: Path) -> list[dict]:
 def _val_identity(run: Path) -> tuple[str, tuple]:
     """(shards, (bytes, documents) of the val split): equal for two tokenizations of the same text."""
     contract = run_contract(read_run_config(run), run)
+    if contract.corpus and not contract.shards:   # a counting model (n-gram) read the prepared text itself
+        return contract.corpus, val_identity(Path(contract.corpus)) or (None, None)
     meta = read_meta(Path(contract.shards))
     val = meta.splits.get("val", {})
     return contract.shards, (val.get("bytes"), val.get("documents"))
@@ -58,22 +62,27 @@ def compare_runs(runs: list[Path], device: str = "auto") -> list[dict]:
         result = evaluate_run(run, device=device, pppl_windows=0)
         train = [r for r in records if "loss" in r]
         last = train[-1] if train else {}
-        meta = read_meta(Path(_val_identity(run)[0]))
         rows.append({
             "run": str(run), "family": result["family"], "objective": result["objective"],
             "params": _params(run), "steps": last.get("step", 0), "tokens": last.get("tokens", 0),
             "train_time": last.get("train_time", 0.0),
             "tokens_per_s": last.get("tokens", 0) / max(last.get("train_time", 0.0), 1e-9),
             "val_loss": result["val_loss"], "bits_per_byte": result.get("bits_per_byte"),
-            "bytes_per_token": meta.bytes_per_token("train"), "curve": records,
+            "bytes_per_token": result["bytes"] / max(result["tokens"], 1) if result.get("bytes") else 1.0,
+            "curve": records,
         })
     return rows
 
 
 def _params(run: Path) -> int:
+    """Weights of a neural run; stored probabilities (n-grams) of a counting run."""
     from safetensors import safe_open
 
-    with safe_open(str(run / "model.safetensors"), "pt") as handle:
+    weights = run / "model.safetensors"
+    if not weights.exists() and (run / NGRAM_WEIGHTS).exists():
+        with safe_open(str(run / NGRAM_WEIGHTS), "np") as handle:
+            return sum(handle.get_slice(name).get_shape()[0] for name in handle.keys() if name.startswith("logp"))  # noqa: SIM118
+    with safe_open(str(weights), "pt") as handle:
         return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())  # noqa: SIM118 (safe_open is no dict)
 
 

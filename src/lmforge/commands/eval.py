@@ -22,6 +22,8 @@ from lmforge.errors import InputError
 from lmforge.evaluation.masked import pseudo_perplexity
 from lmforge.evaluation.perplexity import unigram_bits_per_byte
 from lmforge.inference.loading import load
+from lmforge.ngram.evaluate import evaluate_ngram
+from lmforge.ngram.store import is_ngram_run, load_ngram_run
 from lmforge.training.batches import eval_windows
 from lmforge.training.distributed import pick_device
 from lmforge.training.recipes import RECIPES, DataContext
@@ -31,7 +33,8 @@ UNIGRAM_TOKENS = 50_000_000
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory")
-    parser.add_argument("--data", type=Path, help="token shard directory (default: the run's own)")
+    parser.add_argument("--data", type=Path, help="token shard directory (default: the run's own); n-gram runs: a "
+                        "prepared dataset or a text file")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--max-tokens", type=int, default=None, help="evaluate at most this many tokens")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
@@ -47,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
 
 def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_tokens: int | None = None,
                  batch_size: int = 8, device: str = "auto", pppl_windows: int = 4, stride: int | None = None) -> dict:
+    if is_ngram_run(run):
+        return _evaluate_ngram(run, data, split)
     device = pick_device(device)
     loaded = load(run, device)
     model, tokenizer = loaded.model, loaded.tokenizer
@@ -92,6 +97,17 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
     return result
 
 
+def _evaluate_ngram(run: Path, data: Path | None, split: str) -> dict:
+    """An n-gram run reads text, not shards: --data is a prepared dataset or a text file (default: its corpus)."""
+    loaded = load_ngram_run(run)
+    source = Path(data or loaded.run.corpus or "")
+    if not source.is_dir() and not source.is_file():
+        raise InputError(f"{run}: the n-gram run's corpus {source} is gone; pass --data DATASET or a text file.")
+    with tqdm(desc=f"eval {split}", unit=" words", unit_scale=True, file=sys.stderr, mininterval=1.0) as bar:
+        result = evaluate_ngram(loaded, source, split, bar.update)
+    return {**result, "run": str(run)}
+
+
 def _token_bytes(tokenizer, tokens, split_bytes: int) -> np.ndarray | None:
     """UTF-8 bytes per token id. An <|unk|> stands for characters the vocabulary lacks: it is given the
     bytes of the split's text that the known tokens do not account for, spread over its occurrences,
@@ -125,8 +141,10 @@ def summary_line(result: dict) -> str:
     bpb = f"{result['bits_per_byte']:.4f} bits/byte" if result["bits_per_byte"] is not None else "bits/byte n/a"
     baseline = (f" (unigram baseline {result['unigram_bits_per_byte']:.4f})"
                 if result.get("unigram_bits_per_byte") is not None else "")
-    return (f"eval {result['split']}: loss {result['val_loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}, "
-            f"{bpb}{baseline} over {result['tokens']:,} tokens")
+    oov = (f" ({result['perplexity_excluding_oov']:.2f} excluding {result['oov_tokens']:,} OOV)"
+           if result.get("oov_tokens") else "")
+    return (f"eval {result['split']}: loss {result['val_loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}"
+            f"{oov}, {bpb}{baseline} over {result['tokens']:,} tokens")
 
 
 def run(args: argparse.Namespace) -> int:

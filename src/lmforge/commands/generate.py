@@ -15,9 +15,11 @@ from lmforge.config import add_config_args, build_config, values_from_args
 from lmforge.errors import InputError
 from lmforge.inference.generate import generate
 from lmforge.inference.loading import load_decoder
+from lmforge.inference.ngram_decoder import NgramDecoder, NgramText
 from lmforge.inference.quantize import quantize_int8
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.inference.speculative import ModelDrafter, PromptLookupDrafter, generate_speculative
+from lmforge.ngram.store import is_ngram_run, load_ngram_run
 from lmforge.training.distributed import pick_device
 
 
@@ -74,10 +76,36 @@ def _drafter(args, model, tokenizer, device):
     return ModelDrafter(draft.model, k=args.draft_tokens)
 
 
+def _generate_ngram(args, sampling: SamplingConfig) -> int:
+    """Sampling from an n-gram run: sentences one after another (</s> is a line break)."""
+    if args.draft is not None or args.prompt_lookup or args.int8:
+        raise InputError(f"{args.run}: an n-gram run samples directly; drop --draft/--prompt-lookup/--int8.")
+    loaded = load_ngram_run(args.run)
+    model, text = NgramDecoder(loaded), NgramText(loaded)
+    results = []
+    for prompt in _prompts(args):
+        ids = text.encode(prompt)
+        prefix = text.decode(ids)
+        if not args.json:
+            sys.stdout.write(prefix + (" " if prefix else ""))
+        out = generate(model, ids, max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed, eos_id=None,
+                       decode=text.decode, stop_strings=args.stop,
+                       on_text=None if args.json else lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        if not args.json:
+            sys.stdout.write("\n")
+        results.append({"prompt": prompt, "text": out.text, "tokens": len(out.token_ids),
+                        "stop_reason": out.stop_reason})
+    if args.json:
+        print(json.dumps({"generations": results}, ensure_ascii=False))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     sampling = build_config(SamplingConfig, values_from_args(args, SamplingConfig), source="command line")
     if args.max_new_tokens <= 0:
         raise InputError(f"--max-new-tokens must be positive, got {args.max_new_tokens}.")
+    if is_ngram_run(args.run):
+        return _generate_ngram(args, sampling)
     device = pick_device(args.device)
     loaded = load_decoder(args.run, device)
     model, tokenizer = loaded.model, loaded.tokenizer

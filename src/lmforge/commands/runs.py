@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
 
 
+WEIGHT_FILES = ("model.safetensors", "ngram.safetensors")
+
+
 def _records(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.exists():
@@ -44,13 +47,15 @@ def describe(run: Path) -> dict:
     train = [r for r in records if "loss" in r]
     vals = [r["val_loss"] for r in records if "val_loss" in r]
     best = min(vals) if vals else None
-    per_token = _val_bytes_per_token(contract.shards)
+    per_token = _val_bytes_per_token(contract.shards) if contract.shards else None
     bpb = (best / math.log(2) / per_token if best is not None and per_token and contract.objective != "masked_lm"
            else None)
+    if bpb is None and records and "bits_per_byte" in records[-1]:   # counting runs record it exactly
+        bpb = records[-1]["bits_per_byte"]
     return {"run": str(run), "family": contract.family, "preset": contract.preset, "objective": contract.objective,
-            "data": contract.shards, "steps": max((r["step"] for r in records), default=0),
+            "data": contract.shards or contract.corpus, "steps": max((r["step"] for r in records), default=0),
             "train_time": train[-1].get("train_time") if train else None, "best_val_loss": best,
-            "approx_bits_per_byte": bpb, "trained": (run / "model.safetensors").exists()}
+            "approx_bits_per_byte": bpb, "trained": any((run / name).exists() for name in WEIGHT_FILES)}
 
 
 def list_runs(folder: Path) -> list[dict]:

@@ -64,7 +64,7 @@ def generate(model: nn.Module, prompt_ids: list[int], *, max_new_tokens: int, sa
              use_cache: bool = True) -> Generation:
     """Generate up to `max_new_tokens` after `prompt_ids` (batch of one). Without the cache every step
     re-reads the whole (recent) context from a fresh state: slow, but a check of the cached path."""
-    param = next(model.parameters())
+    param = next(model.parameters(), torch.zeros(0))   # a counting model (n-gram) has no parameters
     max_len = model.max_context
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed if seed is not None else torch.seed())

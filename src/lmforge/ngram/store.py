@@ -1,0 +1,106 @@
+"""An n-gram run directory: config.toml (the run contract), vocab.json, ngram.safetensors, and the
+tokenizer.json when the words are a trained tokenizer's tokens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.errors import InputError
+from lmforge.ngram.model import NgramModel
+from lmforge.ngram.tables import NgramTables
+from lmforge.ngram.words import WordSplitter
+from lmforge.runs import (
+    RUN_CONFIG,
+    RunConfig,
+    atomic_write_text,
+    plain_file_mode,
+    read_json,
+    read_run_config,
+    run_contract,
+    write_json,
+)
+
+WEIGHTS = "ngram.safetensors"
+VOCAB = "vocab.json"
+FAMILY = "ngram"
+
+
+@dataclass
+class NgramRun:
+    model: NgramModel
+    splitter: WordSplitter
+    run: RunConfig
+    config: dict
+
+
+def save_ngram_run(out: Path, tables: NgramTables, splitter: WordSplitter, corpus: str, model_section: dict,
+                   train_section: dict) -> None:
+    from safetensors.numpy import save_file
+
+    from lmforge.config import to_toml
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for n in range(1, tables.order + 1):
+        if n > 1:
+            tensors[f"keys.{n}"] = tables.keys[n - 1]
+        tensors[f"logp.{n}"] = tables.logp[n - 1]
+        tensors[f"backoff.{n}"] = tables.backoff[n - 1]
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "lmforge.ngram", "version": "1"})
+    plain_file_mode(tmp)
+    os.replace(tmp, out / WEIGHTS)
+    write_json(out / VOCAB, tables.vocab)
+    tokenizer_sha = ""
+    if splitter.tokenizer is not None:
+        shutil.copyfile(splitter.tokenizer.path, out / "tokenizer.json")
+        tokenizer_sha = splitter.tokenizer.sha256
+    run = RunConfig(FAMILY, "", "counts", "", tokenizer_sha, corpus=corpus)
+    sections = run.sections()
+    model = {"order": tables.order, "vocab_size": tables.vocab_size, **splitter.describe(), **model_section,
+             "ngrams": tables.counts()}
+    atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model, "train": train_section,
+                                                 "data": sections["data"]}))
+
+
+def is_ngram_run(run_dir: Path) -> bool:
+    config = read_run_config(run_dir)
+    return config.get("run", {}).get("family") == FAMILY
+
+
+def load_ngram_run(run_dir: Path) -> NgramRun:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    contract = run_contract(config, run_dir)
+    order = int(config.get("model", {}).get("order", 0))
+    vocab = read_json(run_dir / VOCAB, "n-gram vocabulary")
+    try:
+        tensors = load_file(str(run_dir / WEIGHTS))
+        keys = [np.arange(len(vocab), dtype=np.uint64)] + [tensors[f"keys.{n}"] for n in range(2, order + 1)]
+        logp = [tensors[f"logp.{n}"] for n in range(1, order + 1)]
+        backoff = [tensors[f"backoff.{n}"] for n in range(1, order + 1)]
+    except (FileNotFoundError, SafetensorError, KeyError) as error:
+        raise InputError(f"{run_dir / WEIGHTS}: missing or damaged n-gram tables ({error}); train the run again "
+                         "(lmforge ngram train).") from None
+    if len(logp[0]) != len(vocab):
+        raise InputError(f"{run_dir / VOCAB}: {len(vocab)} words but {len(logp[0])} unigrams; the run directory "
+                         "was mixed up.")
+    model_section = config.get("model", {})
+    tokenizer = None
+    if (run_dir / "tokenizer.json").exists() and model_section.get("words") == "tokenizer":
+        from lmforge.tokenization.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer(run_dir)
+    splitter = WordSplitter(model_section.get("words", "words"), bool(model_section.get("lowercase", False)),
+                            tokenizer)
+    meta = {k: model_section.get(k) for k in ("smoothing", "discounts", "prune")}
+    return NgramRun(NgramModel(NgramTables(vocab, keys, logp, backoff, meta)), splitter, contract, config)
