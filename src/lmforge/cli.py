@@ -17,6 +17,7 @@ VERBS = {
     "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte (masked-LM metrics for encoders)"),
     "generate": ("lmforge.commands.generate", "sample text from a run"),
     "ngram": ("lmforge.commands.ngram", "n-gram language models: train (Kneser-Ney), export/import ARPA, score"),
+    "embed": ("lmforge.commands.embed", "word vectors: train (word2vec, GloVe), eval, neighbours, export, plot"),
     "summary": ("lmforge.commands.summary", "a run's model layer by layer (shapes, parameters) and a diagram PNG"),
     "runs": ("lmforge.commands.runs", "list the runs in a folder: family, data, steps, time, best val loss"),
     "compare": ("lmforge.commands.compare", "runs side by side: params, speed, val loss, bits/byte, curves"),

@@ -15,7 +15,7 @@ from lmforge.ngram.arpa import read_arpa, write_arpa
 from lmforge.ngram.counting import count_corpus
 from lmforge.ngram.estimate import estimate
 from lmforge.ngram.model import NgramModel
-from lmforge.ngram.words import WordSplitter, split_words
+from lmforge.tokenization.words import WordSplitter, split_words
 
 WS = WordSplitter("whitespace")
 

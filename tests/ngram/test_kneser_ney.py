@@ -13,7 +13,7 @@ import pytest
 from lmforge.ngram.counting import count_corpus
 from lmforge.ngram.estimate import estimate
 from lmforge.ngram.model import NgramModel
-from lmforge.ngram.words import WordSplitter
+from lmforge.tokenization.words import WordSplitter
 
 WS = WordSplitter("whitespace")
 

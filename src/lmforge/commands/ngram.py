@@ -29,8 +29,8 @@ from lmforge.ngram.counting import count_corpus, default_workers
 from lmforge.ngram.estimate import SMOOTHINGS, estimate
 from lmforge.ngram.evaluate import evaluate_ngram
 from lmforge.ngram.store import load_ngram_run, save_ngram_run
-from lmforge.ngram.words import WordSplitter, corpus_lines
 from lmforge.runs import RUN_CONFIG, atomic_write_text
+from lmforge.tokenization.words import WordSplitter, corpus_lines
 
 MAX_ORDER = 9
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from lmforge.errors import InputError
 from lmforge.ngram.tables import NO_PROB, NgramTables
-from lmforge.ngram.words import SPECIAL_WORDS, UNK
 from lmforge.runs import atomic_write_bytes
+from lmforge.tokenization.words import SPECIAL_WORDS, UNK
 
 
 def _open_text(path: Path):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmforge.ngram.words import BOS, EOS, SPECIAL_WORDS, UNK, WordSplitter
+from lmforge.tokenization.words import BOS, EOS, SPECIAL_WORDS, UNK, WordSplitter
 
 CHUNK_LINES = 20_000
 MERGE_ROWS = 20_000_000   # merge accumulated chunk tables once they hold this many rows

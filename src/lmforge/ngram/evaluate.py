@@ -10,7 +10,7 @@ import numpy as np
 
 from lmforge.errors import InputError
 from lmforge.ngram.store import NgramRun
-from lmforge.ngram.words import corpus_lines
+from lmforge.tokenization.words import corpus_lines
 
 SCORE_LINES = 50_000   # lines scored per vectorised pass (bounds memory on large splits)
 

@@ -13,7 +13,6 @@ import numpy as np
 from lmforge.errors import InputError
 from lmforge.ngram.model import NgramModel
 from lmforge.ngram.tables import NgramTables
-from lmforge.ngram.words import WordSplitter
 from lmforge.runs import (
     RUN_CONFIG,
     RunConfig,
@@ -24,6 +23,7 @@ from lmforge.runs import (
     run_contract,
     write_json,
 )
+from lmforge.tokenization.words import WordSplitter
 
 WEIGHTS = "ngram.safetensors"
 VOCAB = "vocab.json"

@@ -102,6 +102,11 @@ class TrainConfig:
     """Masked LM (bert): fraction of tokens predicted (80% of them shown as [MASK], 10% random, 10% kept)."""
     whole_word_mask: bool = False
     """Masked LM (bert): mask whole words, all their WordPiece pieces together."""
+    init_embeddings: str | None = None
+    """Word vectors (an embed run, or a word2vec/GloVe file) that initialise the token embedding of a new
+    run, tokens matched to words by string; the coverage is reported."""
+    freeze_embeddings: bool = False
+    """Keep the token embedding fixed during training (an output head tied to it too)."""
 
     def __post_init__(self) -> None:
         if self.max_steps is None:

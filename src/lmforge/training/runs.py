@@ -4,6 +4,8 @@ directory (the typed run contract of runs.py) and hands the loop its setup."""
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from lmforge.errors import InputError
 from lmforge.models import MODELS, ModelSpec
 from lmforge.runs import RUN_CONFIG, RunConfig, atomic_write_text, read_run_config, run_contract, write_run_dir
 from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
+from lmforge.training.embedding_init import freeze_embedding, init_embeddings
 from lmforge.training.loop import TrainConfig, TrainSetup, train
 from lmforge.training.recipes import RECIPES
 
@@ -81,7 +84,15 @@ def train_on_shards(run_dir: Path, family: str, model_config, train_config: Trai
     `sampler(model) -> str` gives the text --sample-every prints (the train command passes one)."""
     torch.manual_seed(train_config.seed)  # the model's initial weights depend on the seed alone
     val = meta.tokens("val") if meta.splits.get("val", {}).get("tokens", 0) > 0 else None
-    setup = TrainSetup(run_dir=Path(run_dir), model=MODELS[family].module_cls(model_config), config=train_config,
+    model = MODELS[family].module_cls(model_config)
+    if train_config.init_embeddings and not resume:   # a resumed run has the (trained) rows in its checkpoint
+        report = init_embeddings(model, [tokenizer.hf.id_to_token(i) or "" for i in range(tokenizer.vocab_size)],
+                                 Path(train_config.init_embeddings))
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(report.describe(), file=sys.stderr)
+    if train_config.freeze_embeddings:
+        freeze_embedding(model)
+    setup = TrainSetup(run_dir=Path(run_dir), model=model, config=train_config,
                        train_tokens=meta.tokens("train"), val_tokens=val, tokenizer=tokenizer, family=family,
                        resume=resume, sampler=sampler)
     return train(setup)
