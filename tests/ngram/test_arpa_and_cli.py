@@ -140,3 +140,22 @@ def test_prepared_dataset_with_a_tokenizer_compares_with_a_gpt(cli, prepared, tm
     compared = cli("compare", words, tokens, "--out", tmp_path / "c.png", "--json")
     assert compared.code == 0, compared.err
     assert len(compared.json()["runs"]) == 2
+
+
+def test_rank_parts_merge_into_the_single_process_model(cli, text_corpus, tmp_path):
+    train = text_corpus / "train.txt.gz"
+    assert cli("ngram", "train", train, "--words", "whitespace", "--order", "3", "--out", tmp_path / "one").code == 0
+    for rank in range(3):
+        part = cli("ngram", "train", train, "--words", "whitespace", "--order", "3", "--rank", rank,
+                   "--world-size", "3", "--out", tmp_path / f"part{rank}")
+        assert part.code == 0, part.err
+    assert_input_error(cli("ngram", "train", "--merge", tmp_path / "part0", tmp_path / "part1", "--out",
+                           tmp_path / "bad"), "missing")
+    merged = cli("ngram", "train", "--merge", *(tmp_path / f"part{r}" for r in range(3)), "--out", tmp_path / "merged")
+    assert merged.code == 0, merged.err
+    from lmforge.ngram.store import load_ngram_run
+
+    one, many = load_ngram_run(tmp_path / "one").model.tables, load_ngram_run(tmp_path / "merged").model.tables
+    assert one.vocab == many.vocab
+    for a, b in zip(one.keys + one.logp + one.backoff, many.keys + many.logp + many.backoff):
+        np.testing.assert_array_equal(a, b)

@@ -5,6 +5,8 @@ Examples (CPU, seconds):
     lmforge ngram train data/kjv --order 5 --out runs/kn5
     lmforge ngram train data/kjv --order 3 --tokenizer tokenizers/bpe8k --out runs/kn3bpe
     lmforge ngram train corpus.txt.gz --words whitespace --order 5 --prune 0 0 1 1 2 --out runs/kn5p
+    lmforge ngram train data/big --order 5 --rank 0 --world-size 2 --out parts/0     # one machine (or process) each
+    lmforge ngram train --merge parts/0 parts/1 --out runs/kn5big
     lmforge eval --run runs/kn5 --json
     lmforge ngram export runs/kn5 --arpa runs/kn5/model.arpa
     lmforge ngram import model.arpa --out runs/from_arpa
@@ -25,10 +27,10 @@ from tqdm import tqdm
 
 from lmforge.errors import InputError
 from lmforge.ngram.arpa import read_arpa, write_arpa
-from lmforge.ngram.counting import count_corpus, default_workers
+from lmforge.ngram.counting import ChunkCounts, CountMerger, count_corpus, default_workers
 from lmforge.ngram.estimate import SMOOTHINGS, estimate
 from lmforge.ngram.evaluate import evaluate_ngram
-from lmforge.ngram.store import load_ngram_run, save_ngram_run
+from lmforge.ngram.store import COUNTS, load_ngram_run, load_partial_counts, save_ngram_run, save_partial_counts
 from lmforge.runs import RUN_CONFIG, atomic_write_text
 from lmforge.tokenization.words import WordSplitter, corpus_lines
 
@@ -38,8 +40,9 @@ MAX_ORDER = 9
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = sub.add_parser("train", help="count a corpus and estimate a model")
-    train.add_argument("data", type=Path,
-                       help="prepared dataset (lmforge prepare), or a .txt/.txt.gz file with a sentence a line")
+    train.add_argument("data", type=Path, nargs="+",
+                       help="prepared dataset (lmforge prepare), or a .txt/.txt.gz file with a sentence a line; "
+                            "with --merge: the --out folders of the --rank parts")
     train.add_argument("--order", type=int, default=3, help="n-gram order, 1..9 (default 3)")
     train.add_argument("--smoothing", default="kneser-ney", choices=SMOOTHINGS,
                        help="interpolated modified Kneser-Ney (default), Witten-Bell, or add-k")
@@ -51,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
                        help="words seen fewer times become <unk> (default 1: keep every word, as lmplz does)")
     train.add_argument("--workers", type=int, default=None,
                        help="counting processes (default: 1 on a machine of 2 cores or fewer)")
+    train.add_argument("--rank", type=int, default=None,
+                       help="count only every world-size-th sentence from this one, and save the counts to merge")
+    train.add_argument("--world-size", type=int, default=None, help="number of --rank parts")
+    train.add_argument("--merge", action="store_true", help="merge the counts of --rank parts, then estimate")
     train.add_argument("--out", type=Path, required=True, help="run directory to create")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run directory's model")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -142,8 +149,16 @@ def train_ngram(data: Path, out: Path, order: int = 3, smoothing: str = "kneser-
 
 
 def _train(args) -> int:
-    result = train_ngram(args.data, args.out, args.order, args.smoothing, args.prune, _splitter(args), args.min_count,
-                         args.workers, args.add_k, args.overwrite)
+    if args.merge:
+        result = merge_ngram_parts(args.data, args.out, args.smoothing, args.prune, args.min_count, args.add_k,
+                                   args.overwrite)
+    elif args.rank is not None or args.world_size is not None:
+        return _count_part(args)
+    else:
+        if len(args.data) != 1:
+            raise InputError("ngram train: give one dataset or text file (several only with --merge).")
+        result = train_ngram(args.data[0], args.out, args.order, args.smoothing, args.prune, _splitter(args),
+                             args.min_count, args.workers, args.add_k, args.overwrite)
     grams = ", ".join(f"{n}-grams {c:,}" for n, c in enumerate(result["ngrams"], start=1))
     print(f"ngram: {result['tokens']:,} words in {result['sentences']:,} sentences -> {grams} "
           f"({result['smoothing']}) in {result['seconds']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB -> "
@@ -155,6 +170,72 @@ def _train(args) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _count_part(args) -> int:
+    """`--rank r --world-size w`: count sentences r, r + w, r + 2w, ... of the corpus into --out."""
+    rank, world = args.rank, args.world_size
+    if rank is None or world is None or not 0 <= rank < world:
+        raise InputError(f"--rank {rank} --world-size {world}: give both, with 0 <= rank < world-size.")
+    if not 1 <= args.order <= MAX_ORDER:
+        raise InputError(f"--order {args.order}: must be between 1 and {MAX_ORDER}.")
+    if len(args.data) != 1:
+        raise InputError("ngram train --rank: give one dataset or text file.")
+    if (args.out / COUNTS).exists() and not args.overwrite:
+        raise InputError(f"{args.out}: already holds counts; choose another --out, or pass --overwrite.")
+    splitter = _splitter(args)
+    lines = (line for number, line in enumerate(corpus_lines(args.data[0], "train")) if number % world == rank)
+    start = time.perf_counter()
+    with tqdm(desc=f"counting part {rank}/{world}", unit=" words", unit_scale=True, file=sys.stderr,
+              mininterval=1.0) as bar:
+        counts = count_corpus(lines, splitter, args.order, args.workers or default_workers(), 1, bar.update)
+    save_partial_counts(args.out, counts, args.order, splitter, str(args.data[0]), rank, world)
+    print(f"ngram: part {rank} of {world}: {counts.tokens:,} words, {len(counts.rows):,} {args.order}-grams in "
+          f"{time.perf_counter() - start:.1f} s -> {args.out} (merge with: lmforge ngram train --merge PARTS... "
+          "--out RUN)", file=sys.stderr)
+    return 0
+
+
+def merge_ngram_parts(parts: list[Path], out: Path, smoothing: str = "kneser-ney", prune=None, min_count: int = 1,
+                      add_k: float = 1.0, overwrite: bool = False) -> dict:
+    """Sum the counts of every --rank part (all of them, one order, one word splitter), then estimate."""
+    out = Path(out)
+    _check_out(out, overwrite)
+    start = time.perf_counter()
+    metas = []
+    merger = None
+    for part in parts:
+        meta, arrays = load_partial_counts(part)
+        if metas and (meta["order"], meta["splitter"], meta["world_size"]) != \
+                (metas[0]["order"], metas[0]["splitter"], metas[0]["world_size"]):
+            raise InputError(f"{part}: counted with another order, word splitter or world size than {parts[0]}; "
+                             "merge parts of one run.")
+        if meta["splitter"]["words"] == "tokenizer":
+            raise InputError(f"{part}: parts counted over a tokenizer's tokens cannot be merged yet; count those "
+                             "in one process (--workers for speed).")
+        metas.append(meta)
+        merger = merger or CountMerger(meta["order"])
+        merger.add(ChunkCounts(meta["vocab"], arrays["word_counts"], arrays["rows"], arrays["counts"],
+                               meta["sentences"], meta["tokens"]))
+    ranks = sorted(m["rank"] for m in metas)
+    world = metas[0]["world_size"]
+    if ranks != list(range(world)):
+        missing = sorted(set(range(world)) - set(ranks))
+        raise InputError(f"--merge: parts of ranks {ranks} given, world size {world}: ranks {missing} are missing "
+                         "(or given twice); merge every part once.")
+    counts = merger.finish(min_count)
+    tables = estimate(counts, smoothing, prune, add_k)
+    splitter = WordSplitter(metas[0]["splitter"]["words"], metas[0]["splitter"]["lowercase"])
+    seconds = time.perf_counter() - start
+    save_ngram_run(out, tables, splitter, metas[0]["corpus"],
+                   {"smoothing": smoothing, "min_count": min_count, "discounts": tables.meta["discounts"],
+                    "prune": tables.meta["prune"], "add_k": tables.meta["add_k"]},
+                   {"sentences": counts.sentences, "tokens": counts.tokens, "parts": len(parts), "merge_seconds":
+                    round(seconds, 3)})
+    return {"out": str(out), "order": tables.order, "smoothing": smoothing, "ngrams": tables.counts(),
+            "vocab_size": tables.vocab_size, "sentences": counts.sentences, "tokens": counts.tokens,
+            "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "discounts": tables.meta["discounts"], "parts": len(parts)}
 
 
 def _export(args) -> int:

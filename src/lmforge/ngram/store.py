@@ -104,3 +104,38 @@ def load_ngram_run(run_dir: Path) -> NgramRun:
                             tokenizer)
     meta = {k: model_section.get(k) for k in ("smoothing", "discounts", "prune")}
     return NgramRun(NgramModel(NgramTables(vocab, keys, logp, backoff, meta)), splitter, contract, config)
+
+
+COUNTS = "counts.safetensors"
+COUNTS_META = "counts.json"
+
+
+def save_partial_counts(out: Path, counts, order: int, splitter: WordSplitter, corpus: str, rank: int,
+                        world_size: int) -> None:
+    """One rank's highest-order counts over its own word ids (words in vocab order), to be merged."""
+    from safetensors.numpy import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{COUNTS}.tmp"
+    save_file({"rows": counts.rows, "counts": counts.counts, "word_counts": counts.word_counts}, str(tmp),
+              metadata={"format": "lmforge.ngram-counts", "version": "1"})
+    plain_file_mode(tmp)
+    os.replace(tmp, out / COUNTS)
+    write_json(out / COUNTS_META, {"format": "lmforge.ngram-counts", "version": 1, "order": order,
+                                   "rank": rank, "world_size": world_size, "corpus": corpus,
+                                   "sentences": counts.sentences, "tokens": counts.tokens,
+                                   "splitter": splitter.describe(), "vocab": counts.vocab})
+
+
+def load_partial_counts(folder: Path) -> tuple[dict, dict]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    meta = read_json(folder / COUNTS_META, "n-gram counts")
+    try:
+        arrays = load_file(str(folder / COUNTS))
+    except (FileNotFoundError, SafetensorError) as error:
+        raise InputError(f"{folder / COUNTS}: missing or damaged counts ({error}); count this part again.") from None
+    return meta, arrays
