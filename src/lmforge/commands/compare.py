@@ -60,7 +60,8 @@ def compare_runs(runs: list[Path], device: str = "auto") -> list[dict]:
     for run in runs:
         records = _metrics(run)
         result = evaluate_run(run, device=device, pppl_windows=0)
-        train = [r for r in records if "loss" in r]
+        # neural runs log train steps ("loss"); a counting run writes one record when it is built
+        train = [r for r in records if "loss" in r] or [r for r in records if "train_time" in r]
         last = train[-1] if train else {}
         rows.append({
             "run": str(run), "family": result["family"], "objective": result["objective"],
@@ -68,6 +69,7 @@ def compare_runs(runs: list[Path], device: str = "auto") -> list[dict]:
             "train_time": last.get("train_time", 0.0),
             "tokens_per_s": last.get("tokens", 0) / max(last.get("train_time", 0.0), 1e-9),
             "val_loss": result["val_loss"], "bits_per_byte": result.get("bits_per_byte"),
+            "oov_tokens": result.get("oov_tokens", 0),
             "bytes_per_token": result["bytes"] / max(result["tokens"], 1) if result.get("bytes") else 1.0,
             "curve": records,
         })
@@ -119,9 +121,14 @@ def _table(rows: list[dict]) -> str:
     lines = [header, "-" * len(header)]
     for r in rows:
         bpb = f"{r['bits_per_byte']:.4f}" if r["bits_per_byte"] is not None else "n/a"
+        bpb += "*" if r.get("oov_tokens") else ""
         lines.append(f"{Path(r['run']).name[:24]:<24} {r['family']:<6} {r['params'] / 1e6:>8.2f}M {r['steps']:>7} "
                      f"{r['tokens_per_s']:>10,.0f} {r['train_time']:>7.0f} {r['val_loss']:>9.4f} {bpb:>9}")
-    best = [r for r in rows if r["bits_per_byte"] is not None]
+    # a word model prices an out-of-vocabulary word as <unk>, not its bytes: not a code length, no winner
+    best = [r for r in rows if r["bits_per_byte"] is not None and not r.get("oov_tokens")]
+    if any(r.get("oov_tokens") for r in rows):
+        lines.append("* has out-of-vocabulary words scored as <unk>: its bits/byte are a bound below the true cost "
+                     "(use a byte-level tokenizer, ngram train --tokenizer, for a comparable figure)")
     if len(best) > 1:
         best.sort(key=lambda r: r["bits_per_byte"])
         lines.append(f"best: {Path(best[0]['run']).name} at {best[0]['bits_per_byte']:.4f} bits/byte, "

@@ -44,7 +44,7 @@ def describe(run: Path) -> dict:
     """One run's line: what it is and how far it got."""
     contract = run_contract(read_run_config(run), run)
     records = _records(run)
-    train = [r for r in records if "loss" in r]
+    train = [r for r in records if "loss" in r] or [r for r in records if "train_time" in r]
     vals = [r["val_loss"] for r in records if "val_loss" in r]
     best = min(vals) if vals else None
     per_token = _val_bytes_per_token(contract.shards) if contract.shards else None

@@ -145,12 +145,22 @@ class CountMerger:
             self.pending = [(rows, counts)]
         self.pending_rows = sum(len(r) for r, _ in self.pending)
 
-    def finish(self, min_count: int = 1) -> CorpusCounts:
-        """One table; words seen fewer than min_count times become <unk>; ids sorted by falling count."""
+    def finish(self, min_count: int = 1, closed_vocabulary: list[str] | None = None) -> CorpusCounts:
+        """One table; words seen fewer than min_count times become <unk>; ids sorted by falling count.
+        A closed vocabulary (a tokenizer's tokens) is kept whole, unseen tokens included: they then get
+        the uniform share of the unigram mass instead of being <unk>."""
+        for word in closed_vocabulary or ():
+            self.index.setdefault(word, len(self.index))
+        if len(self.index) > len(self.word_counts):
+            self.word_counts = np.concatenate([self.word_counts,
+                                               np.zeros(len(self.index) - len(self.word_counts), dtype=np.int64)])
         words = list(self.index)
         counts = self.word_counts.copy()
         fixed = len(SPECIAL_WORDS)
-        keep = np.flatnonzero(counts[fixed:] >= min_count) + fixed
+        closed = np.zeros(len(words), dtype=bool)
+        if closed_vocabulary:
+            closed[[self.index[w] for w in closed_vocabulary]] = True
+        keep = np.flatnonzero((counts[fixed:] >= min_count) | closed[fixed:]) + fixed
         keep = keep[np.lexsort((np.array([words[i] for i in keep], dtype=object).astype(str), -counts[keep]))] \
             if len(keep) else keep
         mapping = np.zeros(len(words), dtype=np.int32)   # dropped words -> <unk> (id 0)
@@ -189,7 +199,7 @@ def count_corpus(lines: Iterable[str], splitter: WordSplitter, order: int, worke
         with context.Pool(workers) as pool:
             for chunk in pool.imap(_count_in_worker, _chunks(lines), chunksize=1):
                 take(chunk)
-    return merger.finish(min_count)
+    return merger.finish(min_count, splitter.vocabulary())
 
 
 def default_workers() -> int:

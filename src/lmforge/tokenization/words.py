@@ -1,7 +1,7 @@
 """Text -> sentences of word strings, the units an n-gram model counts.
 
-A sentence is one non-empty line of a document (as for KenLM's `lmplz`, which wraps every input line in
-<s> ... </s>). Words come from one of three splitters:
+A sentence is one line of a document (as for KenLM's `lmplz`, which wraps every input line in
+<s> ... </s>); a blank line is an empty sentence. Words come from one of three splitters:
 - `words` (default): runs of letters/digits with an inner apostrophe part ("don't", "whale's"), each other
   non-space character alone (punctuation is a word), each character of an unspaced script (Han, kana,
   Thai, ...) alone; `--lowercase` folds case first. For ASCII lower-case text this is exactly the
@@ -47,20 +47,18 @@ class WordSplitter:
         self._split: Callable[[str], list[str]] = str.split if name == "whitespace" else split_words
 
     def sentences(self, lines: Iterable[str]) -> Iterator[list[str]]:
-        """The word sentences of some lines (empty lines dropped)."""
+        """The word sentences of some lines. A blank line is an empty sentence (<s> </s>): a model then pays
+        for a text's layout too, so its bits per byte compare with a neural model's over the same bytes."""
         if self.tokenizer is not None:
             yield from self._token_sentences(lines)
             return
         for line in lines:
-            words = self._split(line.lower() if self.lowercase else line)
-            if words:
-                yield words
+            yield self._split(line.lower() if self.lowercase else line)
 
     def _token_sentences(self, lines: Iterable[str]) -> Iterator[list[str]]:
         batch: list[str] = []
         for line in lines:
-            if line.strip():
-                batch.append(line)
+            batch.append(line)
             if len(batch) == 1024:
                 yield from self._encode(batch)
                 batch = []
@@ -70,6 +68,14 @@ class WordSplitter:
         strings = self._strings
         for ids in self.tokenizer.encode_batch(batch) if batch else []:
             yield [strings[i] for i in ids]
+
+    def vocabulary(self) -> list[str] | None:
+        """The closed vocabulary of a tokenizer's tokens (None for word splitters: words are open-ended)."""
+        if self.tokenizer is None:
+            return None
+        specials = set(self.tokenizer.special_ids.values())   # <|bos|> and the like never occur in text
+        strings = [w for i, w in enumerate(self._strings) if i not in specials]
+        return [w for w in dict.fromkeys(strings) if w and w not in SPECIAL_WORDS]
 
     def describe(self) -> dict:
         return {"words": self.name, "lowercase": self.lowercase}
