@@ -80,6 +80,18 @@ def save_weights(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def save_arrays(path: Path, arrays: dict, kind: str) -> None:
+    """NumPy arrays as safetensors (counting models' tables, word vectors), atomically."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(arrays, str(tmp), metadata={"format": f"lmforge.{kind}", "version": "1"})
+    plain_file_mode(tmp)
+    os.replace(tmp, path)
+
+
 def load_weights(model, path: Path) -> None:
     from safetensors.torch import load_model
 

@@ -5,7 +5,6 @@ from gensim, fastText, the original C tools and the published GloVe files."""
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +16,10 @@ from lmforge.runs import (
     RunConfig,
     atomic_write_bytes,
     atomic_write_text,
-    plain_file_mode,
     read_json,
     read_run_config,
     run_contract,
+    save_arrays,
     write_json,
 )
 
@@ -45,8 +44,6 @@ class WordVectors:
 
 def save_embed_run(out: Path, vectors: WordVectors, family: str, corpus: str, model: dict, train: dict,
                    tokenizer_sha256: str = "") -> None:
-    from safetensors.numpy import save_file
-
     from lmforge.config import to_toml
 
     out = Path(out)
@@ -54,10 +51,7 @@ def save_embed_run(out: Path, vectors: WordVectors, family: str, corpus: str, mo
     tensors = {"vectors": np.ascontiguousarray(vectors.vectors, dtype=np.float32)}
     if vectors.counts is not None:
         tensors["counts"] = vectors.counts.astype(np.int64)
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "lmforge.vectors", "version": "1"})
-    plain_file_mode(tmp)
-    os.replace(tmp, out / WEIGHTS)
+    save_arrays(out / WEIGHTS, tensors, "vectors")
     write_json(out / VOCAB, vectors.words)
     sections = RunConfig(family, "", "embeddings", "", tokenizer_sha256, corpus=corpus).sections()
     atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model, "train": train,

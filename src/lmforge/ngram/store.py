@@ -3,7 +3,6 @@ tokenizer.json when the words are a trained tokenizer's tokens."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,10 @@ from lmforge.runs import (
     RUN_CONFIG,
     RunConfig,
     atomic_write_text,
-    plain_file_mode,
     read_json,
     read_run_config,
     run_contract,
+    save_arrays,
     write_json,
 )
 from lmforge.tokenization.words import WordSplitter
@@ -40,8 +39,6 @@ class NgramRun:
 
 def save_ngram_run(out: Path, tables: NgramTables, splitter: WordSplitter, corpus: str, model_section: dict,
                    train_section: dict) -> None:
-    from safetensors.numpy import save_file
-
     from lmforge.config import to_toml
 
     out = Path(out)
@@ -52,10 +49,7 @@ def save_ngram_run(out: Path, tables: NgramTables, splitter: WordSplitter, corpu
             tensors[f"keys.{n}"] = tables.keys[n - 1]
         tensors[f"logp.{n}"] = tables.logp[n - 1]
         tensors[f"backoff.{n}"] = tables.backoff[n - 1]
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "lmforge.ngram", "version": "1"})
-    plain_file_mode(tmp)
-    os.replace(tmp, out / WEIGHTS)
+    save_arrays(out / WEIGHTS, tensors, "ngram")
     write_json(out / VOCAB, tables.vocab)
     tokenizer_sha = ""
     if splitter.tokenizer is not None:
@@ -113,15 +107,8 @@ COUNTS_META = "counts.json"
 def save_partial_counts(out: Path, counts, order: int, splitter: WordSplitter, corpus: str, rank: int,
                         world_size: int) -> None:
     """One rank's highest-order counts over its own word ids (words in vocab order), to be merged."""
-    from safetensors.numpy import save_file
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{COUNTS}.tmp"
-    save_file({"rows": counts.rows, "counts": counts.counts, "word_counts": counts.word_counts}, str(tmp),
-              metadata={"format": "lmforge.ngram-counts", "version": "1"})
-    plain_file_mode(tmp)
-    os.replace(tmp, out / COUNTS)
+    save_arrays(Path(out) / COUNTS, {"rows": counts.rows, "counts": counts.counts,
+                                     "word_counts": counts.word_counts}, "ngram-counts")
     write_json(out / COUNTS_META, {"format": "lmforge.ngram-counts", "version": 1, "order": order,
                                    "rank": rank, "world_size": world_size, "corpus": corpus,
                                    "sentences": counts.sentences, "tokens": counts.tokens,
