@@ -87,7 +87,8 @@ def _generate_ngram(args, sampling: SamplingConfig) -> int:
         ids = text.encode(prompt)
         prefix = text.decode(ids)
         if not args.json:
-            sys.stdout.write(prefix + (" " if prefix else ""))
+            # words are joined by spaces; a tokenizer's tokens carry their own
+            sys.stdout.write(prefix + (" " if prefix and loaded.splitter.tokenizer is None else ""))
         out = generate(model, ids, max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed, eos_id=None,
                        decode=text.decode, stop_strings=args.stop,
                        on_text=None if args.json else lambda t: (sys.stdout.write(t), sys.stdout.flush()))
