@@ -16,6 +16,8 @@ VERBS = {
     "train": ("lmforge.commands.train", "train a model of any family on token shards (torchrun for many processes)"),
     "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte (masked-LM metrics for encoders)"),
     "generate": ("lmforge.commands.generate", "sample text from a run"),
+    "finetune": ("lmforge.commands.finetune", "fine-tune a run (or a baseline) for classification or tagging"),
+    "predict": ("lmforge.commands.predict", "apply a fine-tuned run to new texts: labels and probabilities, or tags"),
     "ngram": ("lmforge.commands.ngram", "n-gram language models: train (Kneser-Ney), export/import ARPA, score"),
     "embed": ("lmforge.commands.embed", "word vectors: train (word2vec, GloVe), eval, neighbours, export, plot"),
     "summary": ("lmforge.commands.summary", "a run's model layer by layer (shapes, parameters) and a diagram PNG"),

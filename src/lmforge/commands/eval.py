@@ -24,9 +24,11 @@ from lmforge.evaluation.perplexity import unigram_bits_per_byte
 from lmforge.inference.loading import load
 from lmforge.ngram.evaluate import evaluate_ngram
 from lmforge.ngram.store import is_ngram_run, load_ngram_run
+from lmforge.runs import read_run_config
 from lmforge.training.batches import eval_windows
 from lmforge.training.distributed import pick_device
 from lmforge.training.recipes import RECIPES, DataContext
+from lmforge.training.task_runs import evaluate_task_run
 
 UNIGRAM_TOKENS = 50_000_000
 
@@ -45,11 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
                         help="encoders: windows scored for pseudo-perplexity (one forward pass per token)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--slice-field", help="task runs: metrics per value of this field, and the gaps")
+    parser.add_argument("--positive", help="task runs, binary labels: the positive label (ROC-AUC, fairness)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
 def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_tokens: int | None = None,
                  batch_size: int = 8, device: str = "auto", pppl_windows: int = 4, stride: int | None = None) -> dict:
+    if is_task_run(run):
+        return evaluate_task_run(run, str(data) if data else None, "valid" if split == "val" else split,
+                                 device="cpu")
     if is_ngram_run(run):
         return _evaluate_ngram(run, data, split)
     device = pick_device(device)
@@ -95,6 +102,10 @@ def evaluate_run(run: Path, data: Path | None = None, split: str = "val", max_to
         result["unigram_bits_per_byte"] = unigram_bits_per_byte(
             train_prefix, targets, model.config.vocab_size, result["bytes"])["bits_per_byte"]
     return result
+
+
+def is_task_run(run: Path) -> bool:
+    return bool(read_run_config(run).get("run", {}).get("task"))
 
 
 def _evaluate_ngram(run: Path, data: Path | None, split: str) -> dict:
@@ -147,6 +158,36 @@ def summary_line(result: dict) -> str:
             f"{oov}, {bpb}{baseline} over {result['tokens']:,} tokens")
 
 
+def task_table(report: dict) -> str:
+    """A readable summary of a task report: headline metrics, per class, per slice."""
+    if "token_accuracy" in report:
+        entity = f", entity F1 {report['entity']['f1']:.4f}" if "entity" in report else ""
+        return f"eval {report['split']}: token accuracy {100 * report['token_accuracy']:.2f}% over " \
+               f"{report['words']:,} words{entity}"
+    if "accuracy" not in report:
+        return f"eval: micro-F1 {report['micro_f1']:.4f}, exact match {report['exact_match']:.4f}"
+    lines = [f"eval {report['split']}: {report['examples']:,} examples, accuracy {100 * report['accuracy']:.2f}%, "
+             f"macro-F1 {report['macro_f1']:.4f}, weighted-F1 {report['weighted_f1']:.4f}"
+             + (f", ROC-AUC {report['roc_auc']:.4f}" if report.get("roc_auc") is not None else "")
+             + (f", ECE {report['ece']:.4f}" if report.get("ece") is not None else ""),
+             f"{'class':<20} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
+    for name, row in report["per_class"].items():
+        lines.append(f"{name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>7.4f} "
+                     f"{row['support']:>8}")
+    if "slices" in report:
+        s = report["slices"]
+        lines.append(f"slices by macro-F1 (worst {s['worst_slice']}, gap {s['gap']:.4f}):")
+        for name, row in s["slices"].items():
+            lines.append(f"  {name[:30]:<30} {row['examples']:>6} examples  accuracy {row['accuracy']:.4f}  "
+                         f"macro-F1 {row['macro_f1']:.4f}")
+        fair = s.get("fairness")
+        if fair and fair["demographic_parity_difference"] is not None:
+            eo = fair["equal_opportunity_difference"]
+            lines.append(f"  demographic parity difference {fair['demographic_parity_difference']:.4f}, equal "
+                         f"opportunity difference {'n/a' if eo is None else f'{eo:.4f}'}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}.")
@@ -154,6 +195,13 @@ def run(args: argparse.Namespace) -> int:
         if args.threads <= 0:
             raise InputError(f"--threads must be positive, got {args.threads}.")
         torch.set_num_threads(args.threads)
+    if is_task_run(args.run):
+        result = evaluate_task_run(args.run, str(args.data) if args.data else None,
+                                   "valid" if args.split == "val" else args.split, args.slice_field, args.positive)
+        print(task_table(result), file=sys.stderr)
+        if args.json:
+            print(json.dumps(result))
+        return 0
     result = evaluate_run(args.run, args.data, args.split, args.max_tokens, args.batch_size, args.device,
                           args.pppl_windows, args.stride)
     print(summary_line(result), file=sys.stderr)

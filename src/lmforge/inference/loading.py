@@ -29,6 +29,9 @@ def load(run_dir: Path, device: torch.device | str = "cpu") -> LoadedRun:
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     contract = run_contract(config, run_dir)
+    if contract.task:
+        raise InputError(f"{run_dir}: a fine-tuned {contract.task} run (a backbone with a task head): use "
+                         "`lmforge predict` or `lmforge eval` on it; to fine-tune, --init a pretrained run.")
     if contract.family not in MODELS:
         raise InputError(f"{run_dir / RUN_CONFIG}: unknown model family {contract.family!r}; "
                          f"this lmforge knows {', '.join(MODELS)}.")

@@ -21,6 +21,7 @@ from lmforge.training import distributed
 from lmforge.training.batches import eval_windows, to_device
 from lmforge.training.checkpoint import latest_checkpoint, load_carried, load_checkpoint, save_checkpoint
 from lmforge.training.control import Budget, StopRequest
+from lmforge.training.finetune import TaskTraining
 from lmforge.training.metrics import MetricsLog, peak_flops
 from lmforge.training.objectives import OBJECTIVES, HiddenStates
 from lmforge.training.optim import build_optimizers
@@ -102,6 +103,8 @@ class TrainConfig:
     """Masked LM (bert): fraction of tokens predicted (80% of them shown as [MASK], 10% random, 10% kept)."""
     whole_word_mask: bool = False
     """Masked LM (bert): mask whole words, all their WordPiece pieces together."""
+    patience: int | None = None
+    """Fine-tuning: stop after this many evaluations without a better validation score (None: never)."""
     init_embeddings: str | None = None
     """Word vectors (an embed run, or a word2vec/GloVe file) that initialise the token embedding of a new
     run, tokens matched to words by string; the coverage is reported."""
@@ -158,6 +161,8 @@ class TrainSetup:
     resume: bool = False
     sampler: Callable[[torch.nn.Module], str] | None = None
     """Text from the model for --sample-every (given by the caller: training does not generate)."""
+    task: TaskTraining | None = None
+    """Fine-tuning: the task's examples, sampler, objective and validation (None: language modelling)."""
 
 
 class TrainingDiverged(Exception):
@@ -240,13 +245,13 @@ class Validation:
             starts = eval_windows(self.tokens, window, setup.config.eval_windows)
             self.starts = np.array_split(starts, info.world_size)[info.rank]
 
-    def loss(self, model) -> float | None:
+    def evaluate(self, model) -> dict | None:
         if self.tokens is None:
             return None
         sums = self.recipe.evaluate(model, self.tokens, self.starts, self.ctx, self.device, self.autocast_dtype,
                                     None, 1.0)
         totals = distributed.all_reduce_sum(torch.tensor(sums.values(), dtype=torch.float64), self.info)
-        return self.recipe.sums.of(totals.tolist()).report()["val_loss"]
+        return {"val_loss": self.recipe.sums.of(totals.tolist()).report()["val_loss"]}
 
 
 def _warn_about_budget(config: TrainConfig, info) -> None:
@@ -280,8 +285,10 @@ def train(setup: TrainSetup) -> dict:
     seq_len = _seq_len(config, raw_model)
     ctx = DataContext(seq_len, config.batch_size, config.grad_accum, config.seed, setup.tokenizer, config.mask_rate,
                       config.whole_word_mask, info.rank, info.world_size, str(setup.run_dir))
-    sampler = recipe.sampler(setup.train_tokens, ctx)
-    validation = Validation(setup, recipe, ctx, info, device, autocast_dtype)
+    task = setup.task
+    sampler = task.sampler(ctx) if task else recipe.sampler(setup.train_tokens, ctx)
+    validation = task.validation(config.batch_size, device, autocast_dtype) if task \
+        else Validation(setup, recipe, ctx, info, device, autocast_dtype)
     optimizers = build_optimizers(raw_model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(config.beta1, config.beta2), muon_lr=config.muon_lr, device=device)
     state = _restore(setup, raw_model, optimizers, sampler, info, device) if setup.resume else {}
@@ -289,7 +296,7 @@ def train(setup: TrainSetup) -> dict:
     budget = Budget(config, train_time)
     net = HiddenStates(raw_model)
     net = distributed.wrap(torch.compile(net) if config.compile else net, info, device)
-    objective = OBJECTIVES[recipe.objective]
+    objective = OBJECTIVES[task.objective if task else recipe.objective]
     metrics = MetricsLog(setup.run_dir, resume_step=step if setup.resume else None,
                          tensorboard=config.log == "tensorboard") if info.is_main else None
     tokens_per_step = config.batch_size * config.grad_accum * info.world_size * seq_len
@@ -299,6 +306,7 @@ def train(setup: TrainSetup) -> dict:
     flops_per_step = flops_per_token * tokens_per_step if flops_per_token else None
     bar = _progress_bar(budget, config, step, train_time, info)
     nan_streak, last_loss, val_loss = 0, float("nan"), None
+    best = BestScore(setup.run_dir, config.patience, info)
     first_step, session_time = step, 0.0
 
     last_checkpoint_time = train_time
@@ -325,7 +333,7 @@ def train(setup: TrainSetup) -> dict:
         late = minutes is not None and train_time - last_checkpoint_time >= 60 * minutes
         return step % config.checkpoint_every == 0 or finished or distributed.broadcast_flag(late, info)
 
-    stop, interrupted = StopRequest(info), False
+    stop, interrupted, stop_early = StopRequest(info), False, False
     try:
         while step < config.max_steps and not out_of_time():
             started = time.perf_counter()
@@ -371,16 +379,22 @@ def train(setup: TrainSetup) -> dict:
             interrupted = stop.stopping()
             finished = step >= config.max_steps or out_of_time() or interrupted
             if budget.eval_due(step, train_time, finished):
-                val_loss = validation.loss(raw_model)
-                if metrics and val_loss is not None:
-                    metrics.write({"step": step, "val_loss": val_loss, "tokens": step * tokens_per_step,
-                                   "train_time": train_time})
+                result = validation.evaluate(raw_model)
+                val_loss = result["val_loss"] if result else None
+                if metrics and result:
+                    metrics.write({"step": step, **result, "tokens": step * tokens_per_step, "train_time": train_time})
                     metrics.plot()
+                if result and "val_score" in result and best.update(result["val_score"], raw_model, step):
+                    stop_early = finished = True
+                    if info.is_main:
+                        tqdm.write(f"early stop at step {step}: no better {result['score_name']} for "
+                                   f"{config.patience} evaluations (best {best.score:.4f} at step {best.step})",
+                                   file=sys.stderr)
             if setup.sampler and config.sample_every and step % config.sample_every == 0 and info.is_main:
                 tqdm.write(f"sample at step {step}: {setup.sampler(raw_model)!r}", file=sys.stderr)
             if checkpoint_due(finished):
                 checkpoint()
-            if interrupted:
+            if interrupted or stop_early:
                 break
     finally:
         stop.restore()
@@ -389,6 +403,7 @@ def train(setup: TrainSetup) -> dict:
             metrics.close()
     if not (setup.run_dir / "model.safetensors").exists():
         checkpoint()
+    best.install()
     distributed.shutdown(info)
     if interrupted:
         raise TrainingInterrupted(f"interrupted at step {step}: checkpoint written to "
@@ -399,4 +414,31 @@ def train(setup: TrainSetup) -> dict:
             "val_loss": val_loss, "tokens_per_s": (step - first_step) * tokens_per_step / session_time,
             "mfu": (step - first_step) * flops_per_step / session_time / peak if peak else None,
             "train_time": train_time, "world_size": info.world_size, "params": raw_model.num_params(),
-            "flops_per_token": flops_per_token, "run_dir": str(setup.run_dir)}
+            "flops_per_token": flops_per_token, "run_dir": str(setup.run_dir),
+            "best_val_score": best.score, "best_step": best.step}
+
+
+class BestScore:
+    """Fine-tuning keeps the weights of the best validation score (higher is better) and can stop when it
+    has not improved for `patience` evaluations; at the end they become the run's model.safetensors."""
+
+    def __init__(self, run_dir: Path, patience: int | None, info):
+        self.path = Path(run_dir) / "best.safetensors"
+        self.patience, self.info = patience, info
+        self.score: float | None = None
+        self.step: int | None = None
+        self.stale = 0
+
+    def update(self, score: float, model, step: int) -> bool:
+        """Record a score; True when training should stop early."""
+        if self.score is None or score > self.score:
+            self.score, self.step, self.stale = score, step, 0
+            if self.info.is_main:
+                save_weights(model, self.path)
+            return False
+        self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    def install(self) -> None:
+        if self.info.is_main and self.path.exists():
+            os.replace(self.path, self.path.with_name("model.safetensors"))

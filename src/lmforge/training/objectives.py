@@ -100,4 +100,25 @@ def masked_lm(net: nn.Module, batch: MLMBatch) -> Tensor:
     return F.cross_entropy(logits.float(), batch.targets[picked])
 
 
-OBJECTIVES = {"causal_lm": causal_lm, "recurrent_lm": recurrent_lm, "masked_lm": masked_lm}
+def classify(net: nn.Module, batch) -> Tensor:
+    """Cross-entropy of the sequence head (weighted per class), or binary cross-entropy per label for
+    multi-label tasks (labels are then multi-hot rows)."""
+    hidden = net(batch.tokens, batch.mask, batch.segments)                      # (B, T, d)
+    model = backbone(net)
+    logits = model.head(hidden, batch.mask).float()                             # (B, n_labels)
+    if batch.labels.dtype.is_floating_point:
+        return F.binary_cross_entropy_with_logits(logits, batch.labels)
+    return F.cross_entropy(logits, batch.labels, weight=model.class_weights)
+
+
+def tag(net: nn.Module, batch) -> Tensor:
+    """Cross-entropy of the token head at each word's first piece (IGNORE elsewhere)."""
+    hidden = net(batch.tokens, batch.mask, batch.segments)                      # (B, T, d)
+    model = backbone(net)
+    logits = model.head(hidden, batch.mask).float()                             # (B, T, n_labels)
+    return F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), weight=model.class_weights,
+                           ignore_index=IGNORE)
+
+
+OBJECTIVES = {"causal_lm": causal_lm, "recurrent_lm": recurrent_lm, "masked_lm": masked_lm, "classify": classify,
+              "tag": tag}

@@ -1,0 +1,109 @@
+"""`lmforge finetune`: turn a trained run (or a fresh backbone, or a classical baseline) into a task
+model: text classification (single- and multi-label, sentence pairs) or token classification (POS
+tags, named entities), with the best weights kept by the validation metric and a full report.
+
+Examples (CPU, minutes):
+    lmforge finetune --task classify --init runs/bert --data ../shared/data/sentiment_uci_en --out runs/sent-bert
+    lmforge finetune --task classify --model tfidf-logreg --data ../shared/data/sentiment_uci_en --out runs/sent-tfidf
+    lmforge finetune --task pair --init runs/bert --data pairs/ --text-field premise --text2-field hypothesis --out r
+    lmforge finetune --task tag --init runs/bert --data ../shared/data/brown_pos_en --out runs/pos-bert
+    lmforge finetune --task tag --model most-frequent-tag --data ../shared/data/brown_pos_en --out runs/pos-mft
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lmforge.errors import InputError
+from lmforge.models.heads import POOLINGS
+from lmforge.tasks.reading import TaskFields
+from lmforge.training.task_runs import FinetuneOptions, finetune
+
+TASKS = ("classify", "pair", "tag")
+
+
+def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
+    parser.add_argument("--task", required=True, choices=TASKS,
+                        help="classify (texts), pair (two texts: --text2-field), tag (CoNLL token<TAB>tag files)")
+    parser.add_argument("--data", required=True, help="file or folder (train/valid/test files split by name), "
+                                                      "or hf:NAME[:CONFIG]")
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--text2-field", default=None, help="the second text of a pair")
+    parser.add_argument("--label-field", default="label", help="label (a list makes the task multi-label)")
+    parser.add_argument("--valid-fraction", type=float, default=0.1,
+                        help="without named files: the hash-split share of valid examples")
+    parser.add_argument("--init", type=Path, help="trained run whose backbone and tokenizer to fine-tune")
+    parser.add_argument("--model", help="instead of --init: a family from scratch (gpt, bert, lstm, gru, rnn; with "
+                                        "--tokenizer) or a baseline: tfidf-logreg, tfidf-svm, most-frequent-tag")
+    parser.add_argument("--preset", default="tiny", help="size of a backbone from scratch")
+    parser.add_argument("--tokenizer", type=Path, help="tokenizer of a backbone from scratch")
+    parser.add_argument("--max-len", type=int, default=128, help="tokens per example (longer ones are cut)")
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--max-time", type=float, default=None, help="seconds of training instead of --epochs")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW, 10%% warm-up, cosine)")
+    parser.add_argument("--pooling", choices=POOLINGS, help="classify: default cls for encoders, last otherwise")
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--class-weights", choices=("none", "balanced"), default="none",
+                        help="balanced: weight the loss by inverse class frequency (unbalanced labels)")
+    parser.add_argument("--patience", type=int, help="stop after this many evaluations without a better score")
+    parser.add_argument("--freeze-backbone", action="store_true", help="train the head only (a linear probe)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--json", action="store_true")
+
+
+def options_from(args) -> FinetuneOptions:
+    if (args.init is None) == (args.model is None):
+        raise InputError("give --init RUN (fine-tune a trained backbone) or --model NAME (from scratch or a "
+                         "baseline), one of them.")
+    if args.task == "pair" and not args.text2_field:
+        raise InputError("--task pair needs --text2-field (the second text of each pair).")
+    for name in ("max_len", "batch_size"):
+        if getattr(args, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive.")
+    if args.epochs <= 0 or args.lr <= 0 or not 0 < args.valid_fraction < 1:
+        raise InputError("--epochs and --lr must be positive and --valid-fraction in (0, 1).")
+    fields = TaskFields("tag" if args.task == "tag" else "classify", args.text_field, args.text2_field,
+                        args.label_field, args.valid_fraction)
+    return FinetuneOptions(args.out, args.data, fields, args.init, args.model, args.preset, args.tokenizer,
+                           args.max_len, args.epochs, args.batch_size, args.lr, args.pooling, args.dropout,
+                           args.class_weights, args.patience, args.freeze_backbone, args.max_time, args.seed,
+                           args.threads, args.device, args.overwrite)
+
+
+def summary_lines(result: dict) -> list[str]:
+    lines = [f"finetune: {result['family']} {result['task']} on {result['examples'].get('train', 0):,} examples in "
+             f"{result['train_seconds']:.1f} s -> {result['out']}"]
+    for split in ("valid", "test"):
+        report = result.get(split)
+        if not report:
+            continue
+        if "token_accuracy" in report:
+            lines.append(f"  {split}: token accuracy {100 * report['token_accuracy']:.2f}% over {report['words']:,} "
+                         "words" + (f", entity F1 {report['entity']['f1']:.4f}" if "entity" in report else ""))
+        elif "accuracy" in report:
+            auc = f", ROC-AUC {report['roc_auc']:.4f}" if report.get("roc_auc") is not None else ""
+            lines.append(f"  {split}: accuracy {100 * report['accuracy']:.2f}%, macro-F1 {report['macro_f1']:.4f}"
+                         f"{auc} over {report['examples']:,} examples")
+        else:
+            lines.append(f"  {split}: micro-F1 {report['micro_f1']:.4f}")
+    for split, note in result.get("notes", {}).items():
+        if note.get("unseen_labels"):
+            unseen = ", ".join(note["unseen_labels"][:10])
+            lines.append(f"  {split}: labels never seen in training (counted wrong): {unseen}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    result = finetune(options_from(args))
+    print("\n".join(summary_lines(result)), file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0

@@ -1,0 +1,113 @@
+"""Classical baselines as first-class task models, stored without pickle (JSON + safetensors):
+- `tfidf-logreg` / `tfidf-svm`: TF-IDF of word 1-2-grams and character 2-5-grams (scikit-learn's
+  vectorizers), then logistic regression or a linear SVM; prediction is a NumPy dot product;
+- `most-frequent-tag`: each word's most frequent training tag, the overall most frequent for others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.errors import InputError
+from lmforge.runs import atomic_write_text, save_arrays
+
+BASELINES = ("tfidf-logreg", "tfidf-svm", "most-frequent-tag")
+WORD_NGRAMS, CHAR_NGRAMS = (1, 2), (2, 5)
+
+
+def _vectorizers():
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+    except ImportError:
+        raise InputError("the tfidf baselines use scikit-learn: pip install scikit-learn.") from None
+    return (TfidfVectorizer(ngram_range=WORD_NGRAMS, min_df=1, sublinear_tf=True, max_features=200_000),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, min_df=2, sublinear_tf=True,
+                            max_features=300_000))
+
+
+def _pair_text(text: str, text2: str | None) -> str:
+    return text if text2 is None else f"{text} ||| {text2}"
+
+
+class TfidfLinear:
+    def __init__(self, kind: str, vocabularies: list[dict], idfs: list[np.ndarray], coef: np.ndarray,
+                 intercept: np.ndarray, labels: list[str]):
+        self.kind, self.vocabularies, self.idfs = kind, vocabularies, idfs
+        self.coef, self.intercept, self.labels = coef, intercept, labels
+
+    @classmethod
+    def fit(cls, kind: str, texts: list[str], y: np.ndarray, labels: list[str], class_weight=None, seed: int = 0):
+        from scipy.sparse import hstack
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import LinearSVC
+
+        vectorizers = _vectorizers()
+        features = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        model = LogisticRegression(C=10.0, max_iter=2000, class_weight=class_weight) if kind == "tfidf-logreg" \
+            else LinearSVC(C=0.5, class_weight=class_weight, random_state=seed)
+        model.fit(features, y)
+        coef, intercept = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
+        if coef.shape[0] == 1:   # binary: scikit-learn keeps one row for class 1
+            coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+        return cls(kind, [{k: int(v) for k, v in vec.vocabulary_.items()} for vec in vectorizers],
+                   [vec.idf_ for vec in vectorizers], coef.astype(np.float32), intercept.astype(np.float32), labels)
+
+    def features(self, texts: list[str]):
+        from scipy.sparse import hstack
+
+        vectorizers = _vectorizers()
+        for vec, vocabulary, idf in zip(vectorizers, self.vocabularies, self.idfs):
+            vec.vocabulary_ = vocabulary
+            vec.idf_ = idf
+        return hstack([v.transform(texts) for v in vectorizers]).tocsr()
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+
+    def save(self, out: Path) -> None:
+        arrays = {"coef": self.coef, "intercept": self.intercept}
+        arrays.update({f"idf.{i}": idf.astype(np.float64) for i, idf in enumerate(self.idfs)})
+        save_arrays(Path(out) / "baseline.safetensors", arrays, "baseline")
+        atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": self.kind, "labels": self.labels,
+                                                                   "vocabularies": self.vocabularies}))
+
+    @classmethod
+    def load(cls, run: Path, meta: dict, arrays: dict) -> TfidfLinear:
+        idfs = [arrays[f"idf.{i}"] for i in range(len(meta["vocabularies"]))]
+        return cls(meta["kind"], meta["vocabularies"], idfs, arrays["coef"], arrays["intercept"], meta["labels"])
+
+
+class MostFrequentTag:
+    def __init__(self, table: dict[str, str], default: str, labels: list[str]):
+        self.table, self.default, self.labels = table, default, labels
+
+    @classmethod
+    def fit(cls, sentences, labels: list[str]) -> MostFrequentTag:
+        counts: dict[str, Counter] = defaultdict(Counter)
+        overall: Counter = Counter()
+        for sentence in sentences:
+            for word, tag in zip(sentence.words, sentence.tags):
+                counts[word][tag] += 1
+                overall[tag] += 1
+        return cls({w: c.most_common(1)[0][0] for w, c in counts.items()}, overall.most_common(1)[0][0], labels)
+
+    def tags(self, words: list[str]) -> list[str]:
+        return [self.table.get(w, self.table.get(w.lower(), self.default)) for w in words]
+
+    def save(self, out: Path) -> None:
+        atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": "most-frequent-tag", "table": self.table,
+                                                                   "default": self.default, "labels": self.labels},
+                                                                  ensure_ascii=False))
+
+
+def load_baseline(run: Path):
+    from safetensors.numpy import load_file
+
+    meta = json.loads((Path(run) / "baseline.json").read_text(encoding="utf-8"))
+    if meta["kind"] == "most-frequent-tag":
+        return MostFrequentTag(meta["table"], meta["default"], meta["labels"])
+    return TfidfLinear.load(run, meta, load_file(str(Path(run) / "baseline.safetensors")))

@@ -1,0 +1,306 @@
+"""Fine-tuning runs, end to end: read the task's examples, take a backbone (a trained run with --init, or
+a fresh one of a family), put a head on it, train it with the one loop, keep the best weights by the
+validation metric, and report; and evaluate or apply such a run (or a classical baseline) later.
+A notebook calls `finetune(FinetuneOptions(...))`, `evaluate_task_run(...)`, `predict(...)`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmforge.config import build_config, to_toml
+from lmforge.errors import InputError
+from lmforge.evaluation.task_report import classify_report, plot_confusion, tag_report
+from lmforge.models import MODELS
+from lmforge.models.task import TaskHeadConfig, TaskModel
+from lmforge.runs import RUN_CONFIG, RunConfig, atomic_write_text, load_weights, read_run_config, run_contract
+from lmforge.tasks.baselines import BASELINES, MostFrequentTag, TfidfLinear, load_baseline
+from lmforge.tasks.encode import Labels, encode_classification, encode_tagging
+from lmforge.tasks.reading import TaskFields, read_eval_examples, read_task_splits
+from lmforge.tokenization.tokenizer import Tokenizer
+from lmforge.training.finetune import TaskTraining, softmax, task_logits
+from lmforge.training.loop import TrainConfig, TrainSetup, train
+
+
+@dataclass
+class FinetuneOptions:
+    out: Path
+    data: str
+    fields: TaskFields
+    init: Path | None = None          # a trained run whose backbone (and tokenizer) to start from
+    model: str | None = None          # a family trained from scratch, or a baseline (tfidf-logreg, ...)
+    preset: str = "tiny"
+    tokenizer: Path | None = None     # for a backbone from scratch
+    max_len: int = 128
+    epochs: float = 3.0
+    batch_size: int = 32
+    lr: float = 5e-4
+    pooling: str | None = None
+    dropout: float = 0.1
+    class_weights: str = "none"       # none | balanced
+    patience: int | None = None
+    freeze_backbone: bool = False
+    max_time: float | None = None
+    seed: int = 1
+    threads: int | None = None
+    device: str = "auto"
+    overwrite: bool = False
+
+
+DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "lstm": "last", "gru": "last", "rnn": "last"}
+
+
+def _label_values(splits, fields: TaskFields) -> list:
+    if fields.task == "tag":
+        return [t for s in splits.train for t in s.tags]
+    return [e.label for e in splits.train]
+
+
+def _backbone(o: FinetuneOptions):
+    """(backbone module, tokenizer, family, model config section, preset)."""
+    if o.init is not None:
+        from lmforge.inference.loading import load
+
+        loaded = load(o.init, "cpu")   # refuses a fine-tuned run: start from a pretrained one
+        return loaded.model.train(), loaded.tokenizer, loaded.run.family, loaded.config["model"], loaded.run.preset
+    if o.model not in MODELS:
+        raise InputError(f"--model {o.model}: choose a family ({', '.join(MODELS)}) or a baseline "
+                         f"({', '.join(BASELINES)}), or pass --init RUN.")
+    if o.tokenizer is None:
+        raise InputError(f"--model {o.model} from scratch needs --tokenizer DIR (e.g. the tokenizer of the run you "
+                         "compare it with); or start from a trained run with --init RUN.")
+    tokenizer = Tokenizer(o.tokenizer)
+    spec = MODELS[o.model]
+    if o.preset not in spec.presets:
+        raise InputError(f"--preset {o.preset}: {o.model} presets are {', '.join(spec.presets)}.")
+    config = build_config(spec.config_cls, spec.presets[o.preset], {"vocab_size": tokenizer.vocab_size}, spec.fixed,
+                          source="--model")
+    torch.manual_seed(o.seed)
+    return spec.module_cls(config), tokenizer, o.model, asdict(config), o.preset
+
+
+def _class_weights(train_labels, n: int, how: str, multi_label: bool, tagging: bool) -> torch.Tensor:
+    if how == "none" or multi_label:
+        return torch.ones(n)
+    ids = np.concatenate([t[t >= 0] for t in train_labels]) if tagging else np.asarray(train_labels)
+    counts = np.bincount(ids[ids >= 0], minlength=n).astype(np.float64)
+    return torch.tensor(len(ids) / (n * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def finetune(o: FinetuneOptions) -> dict:
+    out = Path(o.out)
+    if (out / RUN_CONFIG).exists() and not o.overwrite:
+        raise InputError(f"{out}: already holds a run; choose another --out, or pass --overwrite.")
+    fields = o.fields
+    splits = read_task_splits(o.data, fields)
+    if not splits.train:
+        raise InputError(f"{o.data}: no training examples.")
+    multi_label = fields.task == "classify" and any(isinstance(e.label, list) for e in splits.train)
+    labels = Labels.from_training(_label_values(splits, fields), "tag" if fields.task == "tag" else "label")
+    if o.model in BASELINES:
+        return _baseline(o, splits, labels, multi_label)
+    backbone, tokenizer, family, model_section, preset = _backbone(o)
+    encoder = MODELS[family].kind == "encoder"
+    max_len = min(o.max_len, model_section.get("max_seq_len") or o.max_len)
+    head = TaskHeadConfig(fields.task, len(labels.names), o.pooling or DEFAULT_POOLING[family], o.dropout, multi_label)
+    encoded, notes = {}, {}
+    for split, items in splits:
+        if items:
+            encoded[split], notes[split] = _encode(items, tokenizer, encoder, max_len, labels, fields, multi_label)
+    model = TaskModel(backbone, head)
+    model.class_weights.copy_(_class_weights(encoded["train"].labels, head.n_labels, o.class_weights, multi_label,
+                                             fields.task == "tag"))
+    if o.freeze_backbone:   # a linear probe: only the head learns
+        for parameter in model.backbone.parameters():
+            parameter.requires_grad_(False)
+    n_train = len(encoded["train"].ids)
+    steps_per_epoch = max(1, -(-n_train // o.batch_size))
+    train_config = TrainConfig(batch_size=o.batch_size, seq_len=max_len, lr=o.lr, weight_decay=0.01,
+                               max_steps=None if o.max_time else max(1, round(o.epochs * steps_per_epoch)),
+                               max_time=o.max_time, warmup_fraction=0.1, eval_every=None if o.max_time else
+                               max(1, steps_per_epoch // 2), checkpoint_every=10**9, checkpoint_minutes=None,
+                               log_every=10, seed=o.seed, threads=o.threads, device=o.device, patience=o.patience,
+                               grad_clip=1.0)
+    _write_task_run(out, family, preset, model_section, head, train_config, fields, labels, o, tokenizer)
+    start = time.perf_counter()
+    summary = train(TrainSetup(out, model, train_config, np.zeros(0, dtype=np.int64), None, tokenizer, family,
+                               task=TaskTraining(fields.task, encoded["train"], encoded.get("valid"),
+                                                 head.n_labels, tokenizer.pad_id or 0, multi_label)))
+    seconds = time.perf_counter() - start
+    result = {"out": str(out), "task": fields.task, "family": family, "init": str(o.init) if o.init else None,
+              "examples": {split: len(e.ids) for split, e in encoded.items()}, "labels": labels.names,
+              "train_seconds": summary["train_time"], "seconds": seconds, "steps": summary["steps"],
+              "examples_per_s": summary["steps"] * o.batch_size / max(summary["train_time"], 1e-9),
+              "best_val_score": summary["best_val_score"], "best_step": summary["best_step"], "notes": notes}
+    for split in ("valid", "test"):
+        if split in encoded:
+            result[split] = evaluate_task_run(out, o.data, split)
+    atomic_write_text(out / "report.json", json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def _encode(items, tokenizer, encoder, max_len, labels, fields, multi_label):
+    if fields.task == "tag":
+        enc, unseen, split = encode_tagging(items, tokenizer, encoder, max_len, labels)
+        return enc, {"unseen_labels": unseen, "sentences_continued_past_max_len": split}
+    enc, unseen = encode_classification(items, tokenizer, encoder, max_len, labels, multi_label)
+    return enc, {"unseen_labels": unseen}
+
+
+def _write_task_run(out: Path, family, preset, model_section, head, train_config, fields, labels, o, tokenizer):
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer.path, out / "tokenizer.json")
+    contract = RunConfig(family, preset or "", head.task, "", tokenizer.sha256, fields.task, labels.names,
+                         str(o.init) if o.init else None, str(o.data))
+    sections = contract.sections()
+    task = {**fields.describe(), "max_len": train_config.seq_len}
+    atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model_section, "head": asdict(head),
+                                                 "task": task, "train": asdict(train_config),
+                                                 "data": sections["data"]}))
+
+
+def _baseline(o: FinetuneOptions, splits, labels: Labels, multi_label: bool) -> dict:
+    fields, out = o.fields, Path(o.out)
+    if multi_label:
+        raise InputError(f"--model {o.model}: multi-label data needs a neural model (the baselines are single-label).")
+    start = time.perf_counter()
+    if o.model == "most-frequent-tag":
+        if fields.task != "tag":
+            raise InputError("--model most-frequent-tag is a tagging baseline (--task tag).")
+        model = MostFrequentTag.fit(splits.train, labels.names)
+    else:
+        if fields.task != "classify":
+            raise InputError(f"--model {o.model} is a classification baseline; for --task tag use most-frequent-tag.")
+        y, _ = labels.ids([e.label for e in splits.train])
+        model = TfidfLinear.fit(o.model, [_pair(e) for e in splits.train], y, labels.names,
+                                "balanced" if o.class_weights == "balanced" else None, o.seed)
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    contract = RunConfig(o.model, "", fields.task, "", "", fields.task, labels.names, None, str(o.data))
+    sections = contract.sections()
+    atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "task": fields.describe(),
+                                                 "data": sections["data"]}))
+    atomic_write_text(out / "metrics.jsonl", json.dumps({"step": 0, "train_time": seconds}) + "\n")
+    result = {"out": str(out), "task": fields.task, "family": o.model, "labels": labels.names, "train_seconds": seconds,
+              "examples": {split: len(items) for split, items in splits}}
+    for split, items in splits:
+        if split != "train" and items:
+            result[split] = evaluate_task_run(out, o.data, split)
+    atomic_write_text(out / "report.json", json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def _pair(example) -> str:
+    return example.text if example.text2 is None else f"{example.text} ||| {example.text2}"
+
+
+@dataclass
+class TaskRun:
+    run: RunConfig
+    fields: TaskFields
+    labels: Labels
+    max_len: int
+    model: object                     # TaskModel or a baseline
+    tokenizer: Tokenizer | None
+    encoder: bool = False
+
+    @property
+    def baseline(self) -> bool:
+        return self.tokenizer is None
+
+
+def load_task_run(run_dir: Path, device: str | torch.device = "cpu") -> TaskRun:
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    contract = run_contract(config, run_dir)
+    if not contract.task:
+        raise InputError(f"{run_dir}: not a fine-tuned task run (no task in {RUN_CONFIG}); fine-tune it first "
+                         "(lmforge finetune --init RUN ...).")
+    fields = build_config(TaskFields, {k: v for k, v in config.get("task", {}).items() if k != "max_len"},
+                          source=str(run_dir / RUN_CONFIG))
+    labels = Labels(contract.labels or [])
+    if contract.family in BASELINES:
+        return TaskRun(contract, fields, labels, 0, load_baseline(run_dir), None)
+    spec = MODELS[contract.family]
+    backbone = spec.module_cls(build_config(spec.config_cls, config.get("model", {}), spec.fixed,
+                                            source=str(run_dir / RUN_CONFIG)))
+    model = TaskModel(backbone, build_config(TaskHeadConfig, config.get("head", {}), source=str(run_dir / RUN_CONFIG)))
+    load_weights(model, run_dir / "model.safetensors")
+    return TaskRun(contract, fields, labels, int(config["task"]["max_len"]), model.to(device).eval(),
+                   Tokenizer(run_dir), spec.kind == "encoder")
+
+
+def run_outputs(task_run: TaskRun, items, device, batch_size: int = 64) -> list[np.ndarray]:
+    """Class probabilities per example, or predicted tag names per sentence."""
+    fields, labels = task_run.fields, task_run.labels
+    if task_run.baseline:
+        if fields.task == "tag":
+            return [task_run.model.tags(s.words) for s in items]
+        return list(softmax(task_run.model.logits([_pair(e) for e in items])))
+    if fields.task == "tag":
+        enc, _, _ = encode_tagging(items, task_run.tokenizer, task_run.encoder, task_run.max_len, labels)
+    else:
+        enc, _ = encode_classification(items, task_run.tokenizer, task_run.encoder, task_run.max_len, labels,
+                                       task_run.model.head_config.multi_label)
+    logits = task_logits(task_run.model, enc.ids, enc.segments, batch_size, torch.device(device),
+                         fields.task == "tag", task_run.tokenizer.pad_id or 0)
+    if fields.task == "tag":   # the sequences of one sentence, in order, give its words' tags
+        tags: list[list[str]] = [[] for _ in items]
+        for (number, _), first, row in zip(enc.origin, enc.word_starts, logits):
+            tags[number].extend(labels.names[i] for i in row[first].argmax(axis=1))
+        return tags
+    if task_run.model.head_config.multi_label:
+        return [1 / (1 + np.exp(-row)) for row in logits]
+    return list(softmax(np.stack(logits)))
+
+
+def evaluate_task_run(run: Path, data: str | None = None, split: str = "valid", slice_field: str | None = None,
+                      positive: str | None = None, device: str = "cpu") -> dict:
+    task_run = load_task_run(run, device)
+    source = data or task_run.run.corpus
+    items = read_eval_examples(source, task_run.fields, split)
+    if not items:
+        raise InputError(f"{source}: no {split} examples to evaluate; pass --data FILE.")
+    outputs = run_outputs(task_run, items, device)
+    split = Path(source).name if Path(source).is_file() else split   # a file given with --data is all one split
+    if task_run.fields.task == "tag":
+        return {"split": split, "data": str(source), **tag_report([s.tags for s in items], outputs)}
+    if task_run.model.__class__.__name__ == "TaskModel" and task_run.model.head_config.multi_label:
+        return _multi_label_report(items, outputs, task_run.labels)
+    gold, unseen = task_run.labels.ids([e.label for e in items])
+    slices = None
+    if slice_field is not None:
+        missing = [e.source for e in items if slice_field not in e.fields]
+        if missing:
+            raise InputError(f"{missing[0]}: no field {slice_field!r} for --slice-field ({len(missing)} examples lack "
+                             "it).")
+        slices = [e.fields[slice_field] for e in items]
+    report = classify_report(np.stack(outputs), gold, task_run.labels.names, slices, positive)
+    report.update(split=split, data=str(source), unseen_labels=unseen)
+    plot_confusion(report, Path(run) / f"confusion_{split}.png")
+    return report
+
+
+def _multi_label_report(items, outputs, labels: Labels) -> dict:
+    gold, _ = labels.multi_hot([e.label if isinstance(e.label, list) else [e.label] for e in items])
+    predicted = np.stack(outputs) > 0.5
+    truth = gold > 0.5
+    tp = (predicted & truth).sum()
+    return {"examples": len(items), "micro_f1": float(2 * tp / max(predicted.sum() + truth.sum(), 1)),
+            "exact_match": float((predicted == truth).all(axis=1).mean())}
+
+
+def predict(task_run: TaskRun, items, device: str = "cpu") -> list[dict]:
+    outputs = run_outputs(task_run, items, device)
+    if task_run.fields.task == "tag":
+        return [{"words": s.words, "tags": tags} for s, tags in zip(items, outputs)]
+    names = task_run.labels.names
+    return [{"text": e.text, "label": names[int(np.argmax(p))],
+             "probabilities": {name: float(v) for name, v in zip(names, p)}} for e, p in zip(items, outputs)]

@@ -1,0 +1,178 @@
+"""Fine-tuning end to end on tiny planted tasks (a keyword decides the label; a word's set decides its tag),
+every backbone family, the baselines, eval with slices, predict, and the bad inputs."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from tests.conftest import WORDS, assert_input_error
+
+from lmforge.tasks.encode import WordPieces, encode_words
+from lmforge.tokenization.tokenizer import Tokenizer
+
+
+def keyword_examples(n: int, seed: int, noisy_group: str | None = None) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = rng.choice(["pos", "neg"])
+        words = [rng.choice(WORDS) for _ in range(rng.randint(3, 8))]
+        words.insert(rng.randrange(len(words) + 1), "good" if label == "pos" else "bad")
+        group = "a" if i % 2 else "b"
+        if noisy_group == group and rng.random() < 0.5:
+            label = rng.choice(["pos", "neg"])
+        out.append({"text": " ".join(words), "label": label, "group": group})
+    return out
+
+
+def write_jsonl(path, records) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture(scope="module")
+def keyword_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keyword")
+    write_jsonl(folder / "train.jsonl", keyword_examples(240, 0))
+    write_jsonl(folder / "valid.jsonl", keyword_examples(60, 1))
+    write_jsonl(folder / "test.jsonl", keyword_examples(60, 2, noisy_group="a"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tag_data(tmp_path_factory):
+    """Tag = the word's half of the vocabulary (X for the first half, Y for the second)."""
+    folder = tmp_path_factory.mktemp("tags")
+    rng = random.Random(0)
+    for split, n in (("train", 300), ("valid", 60)):
+        lines = []
+        for _ in range(n):
+            for _ in range(rng.randint(3, 9)):
+                word = rng.choice(WORDS)
+                lines.append(f"{word}\t{'X' if WORDS.index(word) < len(WORDS) // 2 else 'Y'}")
+            lines.append("")
+        (folder / f"{split}.conll").write_text("# a comment\n" + "\n".join(lines))
+    return folder
+
+
+FAST = ["--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--threads", "1", "--max-len", "32"]
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt", "lstm"])
+def test_each_family_learns_a_keyword_classifier(cli, prepared, keyword_data, tmp_path, family):
+    out = cli("finetune", "--task", "classify", "--model", family, "--tokenizer", prepared["tokenizer"], "--data",
+              keyword_data, *FAST, "--out", tmp_path / family, "--json")
+    assert out.code == 0, out.err
+    result = out.json()
+    assert result["valid"]["accuracy"] >= 0.9, result["valid"]
+    assert result["best_val_score"] is not None and (tmp_path / family / "model.safetensors").exists()
+    assert (tmp_path / family / "confusion_valid.png").exists()
+    predicted = cli("predict", "--run", tmp_path / family, "a good river", "the bad engine", "--json").json()
+    assert [p["label"] for p in predicted["predictions"]] == ["pos", "neg"]
+
+
+def test_bert_learns_a_tagger_and_aligns_sub_words(cli, prepared, tag_data, tmp_path):
+    out = cli("finetune", "--task", "tag", "--model", "bert", "--tokenizer", prepared["tokenizer"], "--data",
+              tag_data, *FAST, "--out", tmp_path / "tagger", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["valid"]["token_accuracy"] >= 0.9
+    tagged = cli("predict", "--run", tmp_path / "tagger", "the river sleeps", "--json").json()["predictions"][0]
+    assert tagged["words"] == ["the", "river", "sleeps"] and len(tagged["tags"]) == 3
+
+
+def test_first_sub_token_alignment(prepared):
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    words = ["Quietly", "unbelievable", "rivers", "!"]
+    ids, starts, origin = encode_words(tokenizer, True, [words], 64)
+    assert origin == [(0, 0)] and len(starts[0]) == 4 and ids[0][0] == tokenizer.cls_id
+    assert ids[0][-1] == tokenizer.sep_id
+    pieces = WordPieces(tokenizer).pieces(words)
+    ends = [*starts[0][1:], len(ids[0]) - 1]
+    for word, piece, start, end in zip(words, pieces, starts[0], ends):
+        assert list(ids[0][start:end]) == piece   # each word's pieces sit between its start and the next word's
+        assert tokenizer.decode(piece).strip() == word
+
+
+def test_long_sentences_continue_in_further_sequences(prepared):
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    words = [WORDS[i % len(WORDS)] for i in range(40)]
+    ids, starts, origin = encode_words(tokenizer, True, [words, ["short"]], 16)
+    assert all(len(i) <= 16 for i in ids) and len(ids) > 3
+    assert sum(len(s) for s in starts[:-1]) == 40 and origin[-1] == (1, 0)   # every word placed once
+    assert [o[1] for o in origin[:-1]] == [0, *np.cumsum([len(s) for s in starts[:-2]]).tolist()]
+
+
+def test_init_from_a_pretrained_run(cli, prepared, keyword_data, tmp_path):
+    pretrained = tmp_path / "gpt"
+    assert cli("train", "--data", prepared["shards"], "--n-layers", "1", "--d-model", "32", "--n-heads", "2",
+               "--max-seq-len", "32", "--batch-size", "4", "--max-steps", "3", "--threads", "1",
+               "--out", pretrained).code == 0
+    out = cli("finetune", "--task", "classify", "--init", pretrained, "--data", keyword_data, *FAST, "--out",
+              tmp_path / "ft", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["init"] == str(pretrained)
+    again = cli("finetune", "--task", "classify", "--init", tmp_path / "ft", "--data", keyword_data, "--out",
+                tmp_path / "ft2")
+    assert_input_error(again, "fine-tuned")
+
+
+def test_tfidf_baseline_eval_with_a_planted_slice_gap(cli, keyword_data, tmp_path):
+    run = tmp_path / "tfidf"
+    out = cli("finetune", "--task", "classify", "--model", "tfidf-logreg", "--data", keyword_data, "--out", run,
+              "--json")
+    assert out.code == 0, out.err and out.json()["valid"]["accuracy"] >= 0.95
+    report = cli("eval", "--run", run, "--data", keyword_data / "test.jsonl", "--slice-field", "group",
+                 "--positive", "pos", "--json")
+    assert report.code == 0, report.err
+    slices = report.json()["slices"]
+    assert slices["worst_slice"] == "a" and slices["gap"] > 0.1   # group a's labels were half noise
+    assert "demographic_parity_difference" in slices["fairness"]
+    assert "macro-F1" in report.err and "slices by macro-F1" in report.err
+    labelled = cli("predict", "--run", run, "a good mountain", "--json").json()["predictions"][0]
+    assert labelled["label"] == "pos" and abs(sum(labelled["probabilities"].values()) - 1) < 1e-6
+
+
+def test_most_frequent_tag_baseline(cli, tag_data, tmp_path):
+    out = cli("finetune", "--task", "tag", "--model", "most-frequent-tag", "--data", tag_data, "--out",
+              tmp_path / "mft", "--json")
+    assert out.code == 0 and out.json()["valid"]["token_accuracy"] == 1.0
+
+
+def test_bad_input(cli, prepared, keyword_data, tmp_path):
+    records = keyword_examples(20, 5)
+    del records[7]["label"]
+    write_jsonl(tmp_path / "missing.jsonl", records)
+    assert_input_error(cli("finetune", "--task", "classify", "--model", "tfidf-logreg", "--data",
+                           tmp_path / "missing.jsonl", "--out", tmp_path / "a"), "missing.jsonl:8", "label")
+    write_jsonl(tmp_path / "one.jsonl", [dict(r, label="pos") for r in keyword_examples(20, 5)])
+    assert_input_error(cli("finetune", "--task", "classify", "--model", "tfidf-logreg", "--data",
+                           tmp_path / "one.jsonl", "--out", tmp_path / "b"), "single label")
+    (tmp_path / "bad.conll").write_text("word\tTAG\nthree\tcolumns\there\n")
+    assert_input_error(cli("finetune", "--task", "tag", "--model", "most-frequent-tag", "--data",
+                           tmp_path / "bad.conll", "--out", tmp_path / "c"), "bad.conll:2", "columns")
+    run = tmp_path / "tfidf"
+    assert cli("finetune", "--task", "classify", "--model", "tfidf-logreg", "--data", keyword_data, "--out",
+               run).code == 0
+    assert_input_error(cli("predict", "--run", run, "  "), "empty text")
+    unseen = tmp_path / "unseen.jsonl"
+    write_jsonl(unseen, [dict(r, label="meh") if i % 5 == 0 else r for i, r in enumerate(keyword_examples(30, 9))])
+    report = cli("eval", "--run", run, "--data", unseen, "--json")
+    assert report.code == 0 and report.json()["unseen_labels"] == ["meh"]
+    assert report.json()["unseen_label_examples"] == 6
+    assert_input_error(cli("finetune", "--task", "classify", "--data", keyword_data, "--out", tmp_path / "d"),
+                       "--init RUN")
+
+
+def test_pairs_encode_both_texts(prepared):
+    from lmforge.tasks.data import Example
+    from lmforge.tasks.encode import Labels, encode_classification
+
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    examples = [Example("a river", "yes", "the river"), Example("old city", "no", "new garden")]
+    encoded, unseen = encode_classification(examples, tokenizer, True, 16, Labels(["no", "yes"]), False)
+    first = encoded.ids[0]
+    assert first[0] == tokenizer.cls_id and list(first).count(tokenizer.sep_id) == 2
+    assert encoded.segments[0][-1] == 1 and encoded.segments[0][1] == 0 and encoded.labels.tolist() == [1, 0]
+    assert unseen == [] and np.all(np.diff(encoded.segments[0]) >= 0)
