@@ -18,6 +18,7 @@ FORBIDDEN = {
     "training": ["lmforge.inference", "lmforge.serving", "lmforge.commands"],
     "serving": ["lmforge.training", "lmforge.commands"],
     # counting models: NumPy only, no torch and nothing above them
+    "applications": ["lmforge.commands", "lmforge.serving"],
     "embeddings": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",
                    "lmforge.serving"],
     "ngram": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",

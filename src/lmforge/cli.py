@@ -18,6 +18,7 @@ VERBS = {
     "generate": ("lmforge.commands.generate", "sample text from a run"),
     "finetune": ("lmforge.commands.finetune", "fine-tune a run (or a baseline) for classification or tagging"),
     "predict": ("lmforge.commands.predict", "apply a fine-tuned run to new texts: labels and probabilities, or tags"),
+    "prune": ("lmforge.commands.prune", "magnitude-prune a fine-tuned run: before/after metric, size, speed"),
     "ngram": ("lmforge.commands.ngram", "n-gram language models: train (Kneser-Ney), export/import ARPA, score"),
     "embed": ("lmforge.commands.embed", "word vectors: train (word2vec, GloVe), eval, neighbours, export, plot"),
     "summary": ("lmforge.commands.summary", "a run's model layer by layer (shapes, parameters) and a diagram PNG"),

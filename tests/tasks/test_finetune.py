@@ -176,3 +176,21 @@ def test_pairs_encode_both_texts(prepared):
     assert first[0] == tokenizer.cls_id and list(first).count(tokenizer.sep_id) == 2
     assert encoded.segments[0][-1] == 1 and encoded.segments[0][1] == 0 and encoded.labels.tolist() == [1, 0]
     assert unseen == [] and np.all(np.diff(encoded.segments[0]) >= 0)
+
+
+def test_prune_reaches_the_sparsity_and_reports(cli, prepared, keyword_data, tmp_path):
+    run = tmp_path / "bert"
+    assert cli("finetune", "--task", "classify", "--model", "bert", "--tokenizer", prepared["tokenizer"], "--data",
+               keyword_data, *FAST, "--out", run).code == 0
+    out = cli("prune", "--run", run, "--sparsity", "0.5", "--out", tmp_path / "pruned", "--json")
+    assert out.code == 0, out.err
+    result = out.json()
+    assert result["after"]["linear_sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert result["after"]["nonzero_parameters"] < result["before"]["nonzero_parameters"]
+    assert result["after"]["gzip_mb"] < result["before"]["gzip_mb"] and "macro_f1" in result["after_int8"]
+    per_layer = cli("prune", "--run", run, "--sparsity", "0.3", "--per-layer", "--no-int8", "--out",
+                    tmp_path / "p2", "--json").json()
+    assert per_layer["after"]["linear_sparsity"] == pytest.approx(0.3, abs=0.01)
+    predicted = cli("predict", "--run", tmp_path / "pruned", "a good river", "--json")
+    assert predicted.code == 0
+    assert_input_error(cli("prune", "--run", run, "--sparsity", "1.0", "--out", tmp_path / "p3"), "--sparsity")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lmforge.applications.tasks import evaluate_task_run
 from lmforge.data.shards import check_shards_match, read_meta
 from lmforge.errors import InputError
 from lmforge.evaluation.masked import pseudo_perplexity
@@ -28,7 +29,6 @@ from lmforge.runs import read_run_config
 from lmforge.training.batches import eval_windows
 from lmforge.training.distributed import pick_device
 from lmforge.training.recipes import RECIPES, DataContext
-from lmforge.training.task_runs import evaluate_task_run
 
 UNIGRAM_TOKENS = 50_000_000
 
@@ -160,6 +160,10 @@ def summary_line(result: dict) -> str:
 
 def task_table(report: dict) -> str:
     """A readable summary of a task report: headline metrics, per class, per slice."""
+    if "segmentation" in report:
+        seg = report["segmentation"]
+        return (f"eval {report['split']}: word precision {seg['precision']:.4f}, recall {seg['recall']:.4f}, F1 "
+                f"{seg['f1']:.4f} over {seg['words']:,} words; character tags {100 * report['char_tag_accuracy']:.2f}%")
     if "token_accuracy" in report:
         entity = f", entity F1 {report['entity']['f1']:.4f}" if "entity" in report else ""
         return f"eval {report['split']}: token accuracy {100 * report['token_accuracy']:.2f}% over " \

@@ -17,22 +17,26 @@ import json
 import sys
 from pathlib import Path
 
+from lmforge.applications.tasks import FinetuneOptions, finetune
 from lmforge.errors import InputError
 from lmforge.models.heads import POOLINGS
 from lmforge.tasks.reading import TaskFields
-from lmforge.training.task_runs import FinetuneOptions, finetune
 
-TASKS = ("classify", "pair", "tag")
+TASKS = ("classify", "pair", "tag", "segment", "qa")
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--task", required=True, choices=TASKS,
-                        help="classify (texts), pair (two texts: --text2-field), tag (CoNLL token<TAB>tag files)")
+                        help="classify (texts), pair (two texts: --text2-field), tag (CoNLL token<TAB>tag files), "
+                             "segment (Chinese word segmentation from CoNLL word<TAB>POS files), qa (extractive, "
+                             "SQuAD layout: question, context, answer, answer_start)")
     parser.add_argument("--data", required=True, help="file or folder (train/valid/test files split by name), "
                                                       "or hf:NAME[:CONFIG]")
     parser.add_argument("--text-field", default="text")
     parser.add_argument("--text2-field", default=None, help="the second text of a pair")
     parser.add_argument("--label-field", default="label", help="label (a list makes the task multi-label)")
+    parser.add_argument("--joint-pos", action="store_true", help="segment: also tag each word's POS (BMES-POS)")
+    parser.add_argument("--qa-stride", type=int, default=64, help="qa: tokens between a long context's windows")
     parser.add_argument("--valid-fraction", type=float, default=0.1,
                         help="without named files: the hash-split share of valid examples")
     parser.add_argument("--init", type=Path, help="trained run whose backbone and tokenizer to fine-tune")
@@ -51,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
                         help="balanced: weight the loss by inverse class frequency (unbalanced labels)")
     parser.add_argument("--patience", type=int, help="stop after this many evaluations without a better score")
     parser.add_argument("--freeze-backbone", action="store_true", help="train the head only (a linear probe)")
+    parser.add_argument("--augment", choices=("eda", "char-noise"),
+                        help="augment the training examples: EDA (synonyms from --augment-vectors, insertion, swap, "
+                             "deletion) or character noise")
+    parser.add_argument("--augment-factor", type=float, default=2.0, help="training set size multiplier (2: doubled)")
+    parser.add_argument("--augment-vectors", type=Path, help="word vectors (embed run or file) for EDA synonyms")
+    parser.add_argument("--train-fraction", type=float, default=1.0,
+                        help="train on this deterministic share of the training examples (e.g. 0.1)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
@@ -70,12 +81,16 @@ def options_from(args) -> FinetuneOptions:
             raise InputError(f"--{name.replace('_', '-')} must be positive.")
     if args.epochs <= 0 or args.lr <= 0 or not 0 < args.valid_fraction < 1:
         raise InputError("--epochs and --lr must be positive and --valid-fraction in (0, 1).")
-    fields = TaskFields("tag" if args.task == "tag" else "classify", args.text_field, args.text2_field,
-                        args.label_field, args.valid_fraction)
+    task = "classify" if args.task == "pair" else args.task
+    if args.qa_stride <= 0:
+        raise InputError(f"--qa-stride must be positive, got {args.qa_stride}.")
+    fields = TaskFields(task, args.text_field, args.text2_field, args.label_field, args.valid_fraction, args.joint_pos,
+                        args.qa_stride)
     return FinetuneOptions(args.out, args.data, fields, args.init, args.model, args.preset, args.tokenizer,
                            args.max_len, args.epochs, args.batch_size, args.lr, args.pooling, args.dropout,
                            args.class_weights, args.patience, args.freeze_backbone, args.max_time, args.seed,
-                           args.threads, args.device, args.overwrite)
+                           args.threads, args.device, args.overwrite, args.augment, args.augment_factor,
+                           args.augment_vectors, args.train_fraction)
 
 
 def summary_lines(result: dict) -> list[str]:
@@ -85,7 +100,14 @@ def summary_lines(result: dict) -> list[str]:
         report = result.get(split)
         if not report:
             continue
-        if "token_accuracy" in report:
+        if "exact_match" in report and "f1" in report:
+            lines.append(f"  {split}: exact match {100 * report['exact_match']:.2f}%, F1 {100 * report['f1']:.2f}% "
+                         f"over {report['examples']:,} questions")
+        elif "segmentation" in report:
+            seg = report["segmentation"]
+            lines.append(f"  {split}: word P/R/F1 {seg['precision']:.4f}/{seg['recall']:.4f}/{seg['f1']:.4f} over "
+                         f"{seg['words']:,} words, character tags {100 * report['char_tag_accuracy']:.2f}%")
+        elif "token_accuracy" in report:
             lines.append(f"  {split}: token accuracy {100 * report['token_accuracy']:.2f}% over {report['words']:,} "
                          "words" + (f", entity F1 {report['entity']['f1']:.4f}" if "entity" in report else ""))
         elif "accuracy" in report:

@@ -15,13 +15,14 @@ from lmforge.models.bert import BERT
 from lmforge.models.heads import POOLINGS, SequenceHead, TokenHead
 from lmforge.models.rnn import RNNLM
 
-TASKS = ("classify", "tag")
+TASKS = ("classify", "tag", "span")
 
 
 @dataclass
 class TaskHeadConfig:
     task: str = "classify"
-    """classify (one label per text or pair; multi-label when labels are lists) or tag (one per token)."""
+    """classify (one label per text or pair; multi-label when labels are lists), tag (one per token) or
+    span (start and end logits per token: extractive QA)."""
     n_labels: int = 2
     pooling: str = "cls"
     """classify: cls, mean, last or max pooling of the hidden states."""
@@ -64,7 +65,7 @@ class TaskModel(nn.Module):
         return self.backbone.hidden(tokens)
 
     def forward(self, tokens: Tensor, mask: Tensor, segments: Tensor | None = None) -> Tensor:
-        """Logits: (B, n_labels) for classify, (B, T, n_labels) for tag."""
+        """Logits: (B, n_labels) for classify, (B, T, n_labels) for tag, (B, T, 2) for span."""
         return self.head(self.hidden(tokens, mask, segments), mask)
 
     def num_params(self, embeddings: bool = True) -> int:

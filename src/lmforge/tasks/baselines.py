@@ -15,7 +15,7 @@ import numpy as np
 from lmforge.errors import InputError
 from lmforge.runs import atomic_write_text, save_arrays
 
-BASELINES = ("tfidf-logreg", "tfidf-svm", "most-frequent-tag")
+BASELINES = ("tfidf-logreg", "tfidf-svm", "most-frequent-tag", "jieba", "overlap")
 WORD_NGRAMS, CHAR_NGRAMS = (1, 2), (2, 5)
 
 
@@ -104,10 +104,55 @@ class MostFrequentTag:
                                                                   ensure_ascii=False))
 
 
+class JiebaSegmenter:
+    """jieba's default mode as a character tagger (S/B/M/E from its words), so it is scored like ours."""
+
+    labels = ["B", "E", "M", "S"]
+
+    def tags(self, chars: list[str]) -> list[str]:
+        from lmforge.tasks.data import Sentence
+        from lmforge.tasks.segment import jieba_words, to_bmes
+
+        words = jieba_words("".join(chars))
+        return to_bmes(Sentence(words, [""] * len(words)), joint_pos=False).tags
+
+    def save(self, out: Path) -> None:
+        atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": "jieba", "labels": self.labels}))
+
+
+class OverlapQA:
+    """The sliding-window QA baseline: the window (the training answers' median length in words) of
+    the context that shares the most words with the question."""
+
+    labels = ["start", "end"]
+
+    def __init__(self, width: int):
+        self.width = width
+
+    @classmethod
+    def fit(cls, examples) -> OverlapQA:
+        lengths = [len(e.answer.split()) for e in examples if e.answer]
+        return cls(int(np.median(lengths)) if lengths else 20)
+
+    def answer(self, example) -> str:
+        from lmforge.data.stopwords import ENGLISH_STOPWORDS
+        from lmforge.tasks.qa import overlap_baseline
+
+        return overlap_baseline(example, self.width, ENGLISH_STOPWORDS)
+
+    def save(self, out: Path) -> None:
+        atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": "overlap", "width": self.width,
+                                                                   "labels": self.labels}))
+
+
 def load_baseline(run: Path):
     from safetensors.numpy import load_file
 
     meta = json.loads((Path(run) / "baseline.json").read_text(encoding="utf-8"))
+    if meta["kind"] == "jieba":
+        return JiebaSegmenter()
+    if meta["kind"] == "overlap":
+        return OverlapQA(meta["width"])
     if meta["kind"] == "most-frequent-tag":
         return MostFrequentTag(meta["table"], meta["default"], meta["labels"])
     return TfidfLinear.load(run, meta, load_file(str(Path(run) / "baseline.safetensors")))

@@ -28,6 +28,11 @@ class TaskTraining:
     def tagging(self) -> bool:
         return self.objective == "tag"
 
+    @property
+    def per_token(self) -> bool:
+        """Logits per position (tags, QA spans) rather than per example."""
+        return self.objective in ("tag", "span")
+
     def sampler(self, ctx) -> TaskSampler:
         return TaskSampler(self.train.ids, self.train.segments, self.train.labels, ctx.batch_size, ctx.grad_accum,
                            ctx.rank, ctx.world_size, ctx.seed, self.pad_id, self.tagging)
@@ -65,6 +70,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def validation_score(task: TaskTraining, logits: list[np.ndarray], encoded: Encoded) -> tuple[float, float, str]:
     """(loss, score, score name): macro-F1 of single-label classes, micro-F1 of multi-label ones, word
     accuracy of tags; the loss as the objective computes it."""
+    if task.objective == "span":   # windows whose start and end positions are both right
+        gold = np.asarray(encoded.labels)
+        picked = np.array([[row[:, 0].argmax(), row[:, 1].argmax()] for row in logits])
+        loss = float(np.mean([_span_loss(row, g) for row, g in zip(logits, gold)]))
+        return loss, float((picked == gold).all(axis=1).mean()), "span_exact"
     if task.tagging:
         gold = np.concatenate([t for t in encoded.labels])
         stacked = np.concatenate(logits)
@@ -85,6 +95,11 @@ def validation_score(task: TaskTraining, logits: list[np.ndarray], encoded: Enco
     return loss, precision_recall_f1(confusion)["macro"]["f1"], "macro_f1"
 
 
+def _span_loss(row: np.ndarray, gold: np.ndarray) -> float:
+    logits = torch.from_numpy(row.T)                                             # (2, T)
+    return F.cross_entropy(logits, torch.from_numpy(gold)).item()
+
+
 class TaskValidation:
     """The valid split scored after each evaluation interval (on the main process; small sets)."""
 
@@ -95,7 +110,7 @@ class TaskValidation:
         valid = self.task.valid
         if valid is None or not valid.ids:
             return None
-        logits = task_logits(model, valid.ids, valid.segments, self.batch_size, self.device, self.task.tagging,
+        logits = task_logits(model, valid.ids, valid.segments, self.batch_size, self.device, self.task.per_token,
                              self.task.pad_id, self.autocast_dtype)
         loss, score, name = validation_score(self.task, logits, valid)
         return {"val_loss": loss, "val_score": score, "score_name": name}

@@ -120,5 +120,15 @@ def tag(net: nn.Module, batch) -> Tensor:
                            ignore_index=IGNORE)
 
 
+def span(net: nn.Module, batch) -> Tensor:
+    """Mean of the start and end cross-entropies over each window's positions (padding excluded);
+    a window without the answer points at position 0 ([CLS])."""
+    hidden = net(batch.tokens, batch.mask, batch.segments)                      # (B, T, d)
+    logits = backbone(net).head(hidden, batch.mask).float()                     # (B, T, 2)
+    logits = logits.masked_fill(~batch.mask.unsqueeze(-1), -1e4)
+    start_loss = F.cross_entropy(logits[..., 0], batch.labels[:, 0])
+    return (start_loss + F.cross_entropy(logits[..., 1], batch.labels[:, 1])) / 2
+
+
 OBJECTIVES = {"causal_lm": causal_lm, "recurrent_lm": recurrent_lm, "masked_lm": masked_lm, "classify": classify,
-              "tag": tag}
+              "tag": tag, "span": span}

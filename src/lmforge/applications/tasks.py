@@ -14,15 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmforge.applications.qa import qa_encoded, qa_outputs, qa_report
 from lmforge.config import build_config, to_toml
 from lmforge.errors import InputError
-from lmforge.evaluation.task_report import classify_report, plot_confusion, tag_report
+from lmforge.evaluation.task_report import classify_report, plot_confusion, segment_report, tag_report
 from lmforge.models import MODELS
 from lmforge.models.task import TaskHeadConfig, TaskModel
 from lmforge.runs import RUN_CONFIG, RunConfig, atomic_write_text, load_weights, read_run_config, run_contract
-from lmforge.tasks.baselines import BASELINES, MostFrequentTag, TfidfLinear, load_baseline
+from lmforge.tasks.baselines import BASELINES, JiebaSegmenter, MostFrequentTag, OverlapQA, TfidfLinear, load_baseline
 from lmforge.tasks.encode import Labels, encode_classification, encode_tagging
+from lmforge.tasks.qa import windows_of
 from lmforge.tasks.reading import TaskFields, read_eval_examples, read_task_splits
+from lmforge.tasks.segment import from_bmes
 from lmforge.tokenization.tokenizer import Tokenizer
 from lmforge.training.finetune import TaskTraining, softmax, task_logits
 from lmforge.training.loop import TrainConfig, TrainSetup, train
@@ -51,13 +54,17 @@ class FinetuneOptions:
     threads: int | None = None
     device: str = "auto"
     overwrite: bool = False
+    augment: str | None = None        # eda | char-noise (training examples only)
+    augment_factor: float = 2.0
+    augment_vectors: Path | None = None
+    train_fraction: float = 1.0       # use a deterministic share of the training examples (small-data studies)
 
 
 DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "lstm": "last", "gru": "last", "rnn": "last"}
 
 
 def _label_values(splits, fields: TaskFields) -> list:
-    if fields.task == "tag":
+    if fields.tagging:
         return [t for s in splits.train for t in s.tags]
     return [e.label for e in splits.train]
 
@@ -101,21 +108,28 @@ def finetune(o: FinetuneOptions) -> dict:
     splits = read_task_splits(o.data, fields)
     if not splits.train:
         raise InputError(f"{o.data}: no training examples.")
+    splits.train = _shrink_and_augment(splits.train, o)
     multi_label = fields.task == "classify" and any(isinstance(e.label, list) for e in splits.train)
-    labels = Labels.from_training(_label_values(splits, fields), "tag" if fields.task == "tag" else "label")
+    labels = Labels(["start", "end"]) if fields.task == "qa" else \
+        Labels.from_training(_label_values(splits, fields), "tag" if fields.tagging else "label")
     if o.model in BASELINES:
         return _baseline(o, splits, labels, multi_label)
     backbone, tokenizer, family, model_section, preset = _backbone(o)
     encoder = MODELS[family].kind == "encoder"
+    if fields.task == "qa" and not encoder:
+        raise InputError(f"--task qa reads [CLS] question [SEP] context [SEP] in both directions: it needs an encoder "
+                         f"backbone (bert), not {family}.")
     max_len = min(o.max_len, model_section.get("max_seq_len") or o.max_len)
-    head = TaskHeadConfig(fields.task, len(labels.names), o.pooling or DEFAULT_POOLING[family], o.dropout, multi_label)
+    head = TaskHeadConfig("span" if fields.task == "qa" else "tag" if fields.tagging else "classify", len(labels.names),
+                          o.pooling or DEFAULT_POOLING[family], o.dropout, multi_label)
     encoded, notes = {}, {}
     for split, items in splits:
         if items:
             encoded[split], notes[split] = _encode(items, tokenizer, encoder, max_len, labels, fields, multi_label)
     model = TaskModel(backbone, head)
-    model.class_weights.copy_(_class_weights(encoded["train"].labels, head.n_labels, o.class_weights, multi_label,
-                                             fields.task == "tag"))
+    if fields.task != "qa":
+        model.class_weights.copy_(_class_weights(encoded["train"].labels, head.n_labels, o.class_weights,
+                                                 multi_label, fields.tagging))
     if o.freeze_backbone:   # a linear probe: only the head learns
         for parameter in model.backbone.parameters():
             parameter.requires_grad_(False)
@@ -130,7 +144,7 @@ def finetune(o: FinetuneOptions) -> dict:
     _write_task_run(out, family, preset, model_section, head, train_config, fields, labels, o, tokenizer)
     start = time.perf_counter()
     summary = train(TrainSetup(out, model, train_config, np.zeros(0, dtype=np.int64), None, tokenizer, family,
-                               task=TaskTraining(fields.task, encoded["train"], encoded.get("valid"),
+                               task=TaskTraining(head.task, encoded["train"], encoded.get("valid"),
                                                  head.n_labels, tokenizer.pad_id or 0, multi_label)))
     seconds = time.perf_counter() - start
     result = {"out": str(out), "task": fields.task, "family": family, "init": str(o.init) if o.init else None,
@@ -145,8 +159,34 @@ def finetune(o: FinetuneOptions) -> dict:
     return result
 
 
+def _shrink_and_augment(train: list, o: FinetuneOptions) -> list:
+    if not 0 < o.train_fraction <= 1:
+        raise InputError(f"--train-fraction {o.train_fraction}: must be in (0, 1].")
+    if o.train_fraction < 1:
+        from lmforge.data.pipeline import hash_fraction
+
+        train = [e for e in train if hash_fraction(getattr(e, "text", None) or " ".join(e.words) + "#")
+                 < o.train_fraction]
+    if o.augment is None:
+        return train
+    if o.fields.tagging:
+        raise InputError("--augment changes words, which would misalign tags: it is for classification tasks.")
+    from lmforge.tasks.augment import Synonyms, augment_examples
+
+    synonyms = None
+    if o.augment_vectors is not None:
+        from lmforge.embeddings.vectors import read_vectors
+
+        synonyms = Synonyms(read_vectors(o.augment_vectors))
+    return augment_examples(train, o.augment, o.augment_factor, o.seed, synonyms)
+
+
 def _encode(items, tokenizer, encoder, max_len, labels, fields, multi_label):
-    if fields.task == "tag":
+    if fields.task == "qa":
+        windows = windows_of(items, tokenizer, max_len, fields.qa_stride)
+        return qa_encoded(windows), {"windows": len(windows),
+                                     "windows_with_answer": sum(w.start > 0 for w in windows)}
+    if fields.tagging:
         enc, unseen, split = encode_tagging(items, tokenizer, encoder, max_len, labels)
         return enc, {"unseen_labels": unseen, "sentences_continued_past_max_len": split}
     enc, unseen = encode_classification(items, tokenizer, encoder, max_len, labels, multi_label)
@@ -170,9 +210,17 @@ def _baseline(o: FinetuneOptions, splits, labels: Labels, multi_label: bool) -> 
     if multi_label:
         raise InputError(f"--model {o.model}: multi-label data needs a neural model (the baselines are single-label).")
     start = time.perf_counter()
-    if o.model == "most-frequent-tag":
-        if fields.task != "tag":
-            raise InputError("--model most-frequent-tag is a tagging baseline (--task tag).")
+    if o.model == "overlap":
+        if fields.task != "qa":
+            raise InputError("--model overlap is the sliding-window QA baseline (--task qa).")
+        model = OverlapQA.fit(splits.train)
+    elif o.model == "jieba":
+        if fields.task != "segment":
+            raise InputError("--model jieba is the Chinese segmentation reference (--task segment).")
+        model = JiebaSegmenter()
+    elif o.model == "most-frequent-tag":
+        if not fields.tagging:
+            raise InputError("--model most-frequent-tag is a tagging baseline (--task tag or segment).")
         model = MostFrequentTag.fit(splits.train, labels.names)
     else:
         if fields.task != "classify":
@@ -240,18 +288,20 @@ def load_task_run(run_dir: Path, device: str | torch.device = "cpu") -> TaskRun:
 def run_outputs(task_run: TaskRun, items, device, batch_size: int = 64) -> list[np.ndarray]:
     """Class probabilities per example, or predicted tag names per sentence."""
     fields, labels = task_run.fields, task_run.labels
+    if fields.task == "qa":
+        return qa_outputs(task_run, items, device)
     if task_run.baseline:
-        if fields.task == "tag":
+        if fields.tagging:
             return [task_run.model.tags(s.words) for s in items]
         return list(softmax(task_run.model.logits([_pair(e) for e in items])))
-    if fields.task == "tag":
+    if fields.tagging:
         enc, _, _ = encode_tagging(items, task_run.tokenizer, task_run.encoder, task_run.max_len, labels)
     else:
         enc, _ = encode_classification(items, task_run.tokenizer, task_run.encoder, task_run.max_len, labels,
                                        task_run.model.head_config.multi_label)
     logits = task_logits(task_run.model, enc.ids, enc.segments, batch_size, torch.device(device),
-                         fields.task == "tag", task_run.tokenizer.pad_id or 0)
-    if fields.task == "tag":   # the sequences of one sentence, in order, give its words' tags
+                         fields.tagging, task_run.tokenizer.pad_id or 0)
+    if fields.tagging:   # the sequences of one sentence, in order, give its words' tags
         tags: list[list[str]] = [[] for _ in items]
         for (number, _), first, row in zip(enc.origin, enc.word_starts, logits):
             tags[number].extend(labels.names[i] for i in row[first].argmax(axis=1))
@@ -270,6 +320,10 @@ def evaluate_task_run(run: Path, data: str | None = None, split: str = "valid", 
         raise InputError(f"{source}: no {split} examples to evaluate; pass --data FILE.")
     outputs = run_outputs(task_run, items, device)
     split = Path(source).name if Path(source).is_file() else split   # a file given with --data is all one split
+    if task_run.fields.task == "qa":
+        return {"split": split, "data": str(source), **qa_report(items, outputs)}
+    if task_run.fields.task == "segment":
+        return {"split": split, "data": str(source), **segment_report(items, outputs)}
     if task_run.fields.task == "tag":
         return {"split": split, "data": str(source), **tag_report([s.tags for s in items], outputs)}
     if task_run.model.__class__.__name__ == "TaskModel" and task_run.model.head_config.multi_label:
@@ -299,6 +353,10 @@ def _multi_label_report(items, outputs, labels: Labels) -> dict:
 
 def predict(task_run: TaskRun, items, device: str = "cpu") -> list[dict]:
     outputs = run_outputs(task_run, items, device)
+    if task_run.fields.task == "qa":
+        return [{"question": e.question, "answer": a} for e, a in zip(items, outputs)]
+    if task_run.fields.task == "segment":
+        return [dict(zip(("words", "pos"), from_bmes(s.words, tags))) for s, tags in zip(items, outputs)]
     if task_run.fields.task == "tag":
         return [{"words": s.words, "tags": tags} for s, tags in zip(items, outputs)]
     names = task_run.labels.names

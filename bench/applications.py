@@ -1,0 +1,166 @@
+"""Applications: every documented `lmforge finetune` command on the dev datasets, in one run —
+classical baselines (TF-IDF + logistic regression / linear SVM; most-frequent tag) beside tiny
+backbones trained from scratch and pretrained (masked LM or causal LM on the State of the Union text,
+or on the tagging corpus's own text) for the same number of epochs. Prints one table with training
+time on this machine, and the latency of `predict` on one short text.
+    python bench/applications.py [--pretrain-seconds 300] [--only sentiment,spam,sotu,pos]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import machine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+WORK = Path("/tmp/lmforge-bench-apps")
+DATASETS = {  # name -> (folder, text field, epochs, max length)
+    "sentiment": (SHARED / "sentiment_uci_en", "text", 4, 64),
+    "spam": (SHARED / "spam_assassin", "text", 3, 128),
+    "sotu": (SHARED / "sotu_speeches", "text", 8, 128),
+}
+
+
+def lmforge(*args) -> dict:
+    done = subprocess.run([sys.executable, "-m", "lmforge", *map(str, args)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"lmforge {' '.join(map(str, args))}\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+def pretrain(name: str, texts: Path, seconds: int, families=("bert", "gpt"), *prepare_args) -> dict[str, Path]:
+    """prepare -> BPE 8k -> tokenize -> each family's tiny preset for `seconds`."""
+    data = WORK / f"{name}_data"
+    if not (data / "tokens").exists():
+        lmforge("prepare", texts, "--out", data, "--overwrite", "--tokenizer", "bpe", "--vocab-size", "8192",
+                *prepare_args)
+    shards = next((data / "tokens").iterdir())
+    runs = {}
+    for family in families:
+        run = WORK / f"{name}_{family}"
+        if not (run / "model.safetensors").exists():
+            lmforge("train", "--data", shards, "--model", family, "--preset", "tiny", "--max-time", seconds,
+                    "--out", run)
+        runs[family] = run
+    runs["tokenizer"] = shards
+    return runs
+
+
+def write_sotu_text(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    with gzip.open(SHARED / "sotu_speeches" / "train.jsonl.gz", "rt") as handle, open(out / "sotu.jsonl", "w") as w:
+        for line in handle:
+            w.write(json.dumps({"text": json.loads(line)["text"]}) + "\n")
+    return out
+
+
+def write_brown_text(out: Path) -> Path:
+    """The Brown train sentences as plain text (words joined by spaces), a sentence a line."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines, words = [], []
+    with gzip.open(SHARED / "brown_pos_en" / "train.conll.gz", "rt") as handle:
+        for line in handle:
+            if line.startswith("#"):
+                continue
+            if not line.strip():
+                if words:
+                    lines.append(" ".join(words))
+                words = []
+                continue
+            words.append(line.split("\t")[0])
+    (out / "brown.txt").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def finetune(name: str, *args) -> dict:
+    run = WORK / "ft" / name
+    result = lmforge("finetune", *args, "--out", run, "--overwrite", "--json")
+    result["run"] = run
+    return result
+
+
+def classification_rows(dataset: str, runs: dict) -> list[dict]:
+    folder, field, epochs, max_len = DATASETS[dataset]
+    common = ["--task", "classify", "--data", folder, "--text-field", field]
+    neural = [*common, "--epochs", epochs, "--max-len", max_len]
+    rows = []
+    for name, args in [("tfidf-logreg", ["--model", "tfidf-logreg"]), ("tfidf-svm", ["--model", "tfidf-svm"]),
+                       ("bert scratch", ["--model", "bert", "--tokenizer", runs["tokenizer"], "--lr", "1e-3"]),
+                       ("bert pretrained", ["--init", runs["bert"], "--lr", "1e-3"]),
+                       ("gpt pretrained", ["--init", runs["gpt"], "--lr", "1e-3"])]:
+        result = finetune(f"{dataset}-{name.replace(' ', '-')}", *(common if "tfidf" in name else neural), *args)
+        report = result.get("test") or result.get("valid")
+        rows.append({"dataset": dataset, "model": name, "macro_f1": report["macro_f1"], "accuracy": report["accuracy"],
+                     "train_s": result["train_seconds"], "split": "test" if "test" in result else "valid",
+                     "examples_per_s": result.get("examples_per_s")})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def tagging_rows(pretrain_seconds: int, epochs: int) -> list[dict]:
+    runs = pretrain("brown", write_brown_text(WORK / "brown_text"), pretrain_seconds, ("bert",), "--doc-split", "line")
+    common = ["--task", "tag", "--data", SHARED / "brown_pos_en"]
+    rows = []
+    for name, args in [("most-frequent-tag", ["--model", "most-frequent-tag"]),
+                       ("bert scratch", ["--model", "bert", "--tokenizer", runs["tokenizer"], "--epochs", epochs,
+                                         "--lr", "1e-3"]),
+                       ("bert pretrained", ["--init", runs["bert"], "--epochs", epochs, "--lr", "1e-3"])]:
+        result = finetune(f"pos-{name.replace(' ', '-')}", *common, *args)
+        rows.append({"dataset": "brown_pos_en", "model": name, "token_accuracy": result["valid"]["token_accuracy"],
+                     "train_s": result["train_seconds"], "split": "valid"})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def predict_latency(run: Path) -> float:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import torch
+
+    from lmforge.applications.tasks import load_task_run, predict
+    from lmforge.tasks.reading import texts_as_examples
+
+    torch.set_num_threads(2)
+    task_run = load_task_run(run)
+    items = texts_as_examples(["The food was great but the service was slow."])
+    predict(task_run, items)
+    start = time.perf_counter()
+    for _ in range(50):
+        predict(task_run, items)
+    return (time.perf_counter() - start) / 50 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pretrain-seconds", type=int, default=300)
+    parser.add_argument("--tag-epochs", type=int, default=3)
+    parser.add_argument("--only", default="sentiment,spam,sotu,pos")
+    args = parser.parse_args()
+    only = args.only.split(",")
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if set(only) & set(DATASETS):
+        runs = pretrain("sotu", write_sotu_text(WORK / "sotu_text"), args.pretrain_seconds)
+        for dataset in DATASETS:
+            if dataset in only:
+                rows += classification_rows(dataset, runs)
+    if "pos" in only:
+        rows += tagging_rows(args.pretrain_seconds, args.tag_epochs)
+    print(f"\n{machine()}")
+    print(f"{'dataset':<14} {'model':<18} {'split':<6} {'macro-F1 / tok acc':>18} {'accuracy':>9} {'train s':>8}")
+    for r in rows:
+        score = r.get("macro_f1", r.get("token_accuracy"))
+        print(f"{r['dataset']:<14} {r['model']:<18} {r['split']:<6} {score:>18.4f} {r.get('accuracy', score):>9.4f} "
+              f"{r['train_s']:>8.1f}")
+    latency_run = WORK / "ft" / "sentiment-bert-pretrained"
+    if latency_run.exists():
+        print(f"predict latency, one short text, bert tiny: {predict_latency(latency_run):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Extractive question answering (SQuAD layout: question, context, answer, answer_start).
+
+A context longer than a window is read in overlapping windows (`[CLS] question [SEP] context part
+[SEP]`, each part starting `stride` tokens after the previous); a window whose part holds the whole
+answer is trained to point at its first and last token, any other window at [CLS] ("not here").
+Prediction scores every valid span (end >= start, at most `max_answer` tokens, inside the context part)
+of every window by start + end logit and keeps the best; its character offsets give the answer text.
+Records whose answer is not the context's text at answer_start are reported and skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmforge.errors import InputError
+from lmforge.tasks.data import read_records
+
+
+@dataclass
+class QAExample:
+    question: str
+    context: str
+    answer: str | None
+    answer_start: int | None
+    source: str = ""
+    fields: dict | None = None
+
+    @property
+    def text(self) -> str:   # the hash split's key
+        return self.question + self.context
+
+
+def read_qa(path, question="question", context="context", answer="answer", start="answer_start"):
+    """QA examples of a JSONL file; (examples, sources of skipped records)."""
+    examples, skipped = [], []
+    for record, where in read_records(path):
+        for name in (question, context):
+            if not isinstance(record.get(name), str):
+                raise InputError(f"{where}: no {name!r} text (found {', '.join(sorted(record))}).")
+        text, at = record.get(answer), record.get(start)
+        if text is not None and (not isinstance(at, int) or record[context][at:at + len(text)] != text):
+            skipped.append(where)
+            continue
+        examples.append(QAExample(record[question], record[context], text, at, where, record))
+    return examples, skipped
+
+
+@dataclass
+class Window:
+    example: int
+    ids: np.ndarray            # int64 tokens
+    segments: np.ndarray
+    offsets: np.ndarray        # (T, 2) character offsets in the context; -1 outside the context part
+    start: int                 # answer token positions (0, 0: not in this window)
+    end: int
+
+
+def windows_of(examples: list[QAExample], tokenizer, max_len: int, stride: int, max_question: int = 64):
+    """Every window of every example (the encoder layout: [CLS] question [SEP] context [SEP])."""
+    cls, sep = tokenizer.special_ids["cls"], tokenizer.special_ids["sep"]
+    out = []
+    for number, ex in enumerate(examples):
+        question = tokenizer.hf.encode(ex.question).ids[:max_question]
+        encoding = tokenizer.hf.encode(ex.context)
+        ctx_ids, ctx_offsets = encoding.ids, encoding.offsets
+        room = max_len - len(question) - 3
+        if room < 8:
+            raise InputError(f"--max-len {max_len}: too short for the question and a part of the context.")
+        begin = 0
+        while True:
+            part = slice(begin, min(begin + room, len(ctx_ids)))
+            ids = [cls, *question, sep, *ctx_ids[part], sep]
+            first = len(question) + 2
+            offsets = np.full((len(ids), 2), -1, dtype=np.int64)
+            offsets[first:first + part.stop - part.start] = ctx_offsets[part]
+            start = end = 0
+            if ex.answer is not None:
+                a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer)
+                inside = [i for i in range(first, first + part.stop - part.start) if offsets[i, 1] > a0
+                          and offsets[i, 0] < a1]
+                if inside and offsets[inside[0], 0] <= a0 and offsets[inside[-1], 1] >= a1:
+                    start, end = inside[0], inside[-1]
+            segments = np.array([0] * first + [1] * (len(ids) - first), dtype=np.int64)
+            out.append(Window(number, np.asarray(ids, dtype=np.int64), segments, offsets, start, end))
+            if part.stop >= len(ctx_ids):
+                break
+            begin += stride
+    return out
+
+
+def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: np.ndarray,
+              max_answer: int) -> tuple[float, int, int]:
+    """(score, first token, last token) of the best valid span of one window (-inf when none)."""
+    valid = offsets[:, 0] >= 0
+    s = np.where(valid, start_logits, -np.inf)
+    e = np.where(valid, end_logits, -np.inf)
+    scores = s[:, None] + e[None, :]
+    i, j = np.indices(scores.shape)
+    scores[(j < i) | (j - i >= max_answer)] = -np.inf
+    flat = int(np.argmax(scores))
+    a, b = divmod(flat, scores.shape[1])
+    return float(scores[a, b]), a, b
+
+
+def answers(examples: list[QAExample], windows: list[Window], logits: list[np.ndarray], max_answer: int) -> list[str]:
+    """The best span over each example's windows, as text of its context."""
+    best: dict[int, tuple[float, str]] = {}
+    for window, row in zip(windows, logits):
+        score, a, b = best_span(row[:, 0], row[:, 1], window.offsets, max_answer)
+        if np.isfinite(score) and score > best.get(window.example, (-np.inf, ""))[0]:
+            context = examples[window.example].context
+            best[window.example] = (score, context[window.offsets[a, 0]:window.offsets[b, 1]])
+    return [best.get(i, (0.0, ""))[1] for i in range(len(examples))]
+
+
+def overlap_baseline(example: QAExample, width: int, stopwords: frozenset = frozenset()) -> str:
+    """The sliding-window baseline: the `width`-word window of the context sharing the most (non-stop)
+    words with the question."""
+    words = example.context.split()
+    if not words:
+        return ""
+    wanted = {w.lower().strip(".,;:!?()\"'") for w in example.question.split()} - stopwords
+    hits = np.array([w.lower().strip(".,;:!?()\"'") in wanted for w in words], dtype=np.int64)
+    width = max(1, min(width, len(words)))
+    sums = np.convolve(hits, np.ones(width, dtype=np.int64), mode="valid")
+    first = int(np.argmax(sums))
+    return " ".join(words[first:first + width])

@@ -1,0 +1,86 @@
+"""Extractive QA: windows over long contexts hold the answer exactly once where it fits, span choice,
+stitching across windows, a tiny BERT that learns to point at a planted answer, the overlap baseline."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+from tests.conftest import WORDS, assert_input_error
+
+from lmforge.tasks.qa import QAExample, answers, best_span, overlap_baseline, read_qa, windows_of
+from lmforge.tokenization.tokenizer import Tokenizer
+
+
+def planted(n: int, seed: int) -> list[dict]:
+    """The answer is the sentence after the marker word 'answer'; the question repeats its first words."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        before = " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
+        answer = " ".join(rng.choice(WORDS) for _ in range(4)) + "."
+        after = " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 40)))
+        context = f"{before}. answer {answer} {after}."
+        out.append({"id": str(i), "question": f"what is {answer.split()[0]}?", "context": context,
+                    "answer": answer, "answer_start": context.index(f"answer {answer}") + 7})
+    return out
+
+
+def test_windows_hold_the_answer_and_stitch_back(prepared):
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    records = planted(5, 0)
+    examples = [QAExample(r["question"], r["context"], r["answer"], r["answer_start"]) for r in records]
+    windows = windows_of(examples, tokenizer, 48, 16)
+    assert len(windows) > len(examples) and all(len(w.ids) <= 48 for w in windows)
+    for number, example in enumerate(examples):
+        mine = [w for w in windows if w.example == number and w.start > 0]
+        assert mine   # some window holds the whole answer
+        for w in mine:
+            text = example.context[w.offsets[w.start, 0]:w.offsets[w.end, 1]]
+            assert text.strip() == example.answer
+    # logits that point exactly at the gold span give the gold answer back
+    logits = []
+    for w in windows:
+        row = np.full((len(w.ids), 2), -5.0)
+        if w.start > 0:
+            row[w.start, 0], row[w.end, 1] = 5.0, 5.0
+        logits.append(row)
+    assert [a.strip() for a in answers(examples, windows, logits, 64)] == [e.answer for e in examples]
+
+
+def test_best_span_respects_order_and_length():
+    offsets = np.array([[-1, -1], [0, 1], [1, 2], [2, 3], [3, 4]])
+    start, end = np.array([9.0, 0, 3, 0, 0]), np.array([9.0, 0, 0, 4, 5])
+    score, a, b = best_span(start, end, offsets, 2)
+    assert (a, b) == (2, 3) and score == 7.0   # position 0 is outside the context; 2..4 is too long
+
+
+def test_read_qa_skips_and_counts_bad_answers(tmp_path):
+    records = planted(4, 1)
+    records[2]["answer_start"] += 3
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    examples, skipped = read_qa(tmp_path / "qa.jsonl")
+    assert len(examples) == 3 and skipped == [f"{tmp_path / 'qa.jsonl'}:3"]
+
+
+def test_overlap_baseline_picks_the_window_with_the_question_words():
+    example = QAExample("where does the red engine sleep", "a b c d the red engine sleeps here x y z", None, None)
+    assert overlap_baseline(example, 3, frozenset({"the", "does", "where"})) == "the red engine"
+
+
+def test_bert_learns_planted_answers(cli, prepared, tmp_path):
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    for split, n, seed in (("train", 160, 0), ("valid", 30, 1)):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in planted(n, seed)))
+    out = cli("finetune", "--task", "qa", "--model", "bert", "--tokenizer", prepared["tokenizer"], "--data", folder,
+              "--epochs", "8", "--batch-size", "16", "--lr", "2e-3", "--threads", "1", "--max-len", "64",
+              "--qa-stride", "32", "--out", tmp_path / "bert", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["valid"]["f1"] >= 0.6, out.json()["valid"]
+    baseline = cli("finetune", "--task", "qa", "--model", "overlap", "--data", folder, "--out", tmp_path / "ov",
+                   "--json")
+    assert baseline.code == 0 and 0 <= baseline.json()["valid"]["f1"] <= 1
+    assert_input_error(cli("finetune", "--task", "qa", "--model", "gpt", "--tokenizer", prepared["tokenizer"],
+                           "--data", folder, "--out", tmp_path / "g"), "encoder")
