@@ -56,7 +56,7 @@ def hf_trainer(tokenizer_dir: Path) -> float:
         return {"input_ids": tokens, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows])}
 
     args = TrainingArguments(output_dir=str(WORK / "hf_trainer"), per_device_train_batch_size=32, num_train_epochs=1,
-                             learning_rate=1e-3, warmup_ratio=0.1, logging_strategy="no", save_strategy="no",
+                             learning_rate=1e-3, logging_strategy="no", save_strategy="no",
                              report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
     torch.set_num_threads(2)
     result = Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collate).train()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 SCRIPTS = ["train_throughput.py", "generate_speed.py", "speculative_speed.py", "tokenize_speed.py", "char_quality.py",
            "cli_defaults.py", "lstm_reference.py", "bert_mlm.py", "rnn_memory.py", "busy_machine.py",
-           "ngram_kenlm.py", "word_vectors.py", "warc_throughput.py", "wiki_throughput.py",
+           "ngram_kenlm.py", "word_vectors.py", "applications.py", "finetune_speed.py", "warc_throughput.py",
+           "wiki_throughput.py",
            "html_extraction_quality.py", "wiki_multistream.py"]
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
 
 
-WEIGHT_FILES = ("model.safetensors", "ngram.safetensors")
+WEIGHT_FILES = ("model.safetensors", "ngram.safetensors", "vectors.safetensors", "baseline.json")
 
 
 def _records(run: Path) -> list[dict]:
