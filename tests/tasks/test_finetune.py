@@ -129,7 +129,7 @@ def test_tfidf_baseline_eval_with_a_planted_slice_gap(cli, keyword_data, tmp_pat
     slices = report.json()["slices"]
     assert slices["worst_slice"] == "a" and slices["gap"] > 0.1   # group a's labels were half noise
     assert "demographic_parity_difference" in slices["fairness"]
-    assert "macro-F1" in report.err and "slices by macro-F1" in report.err
+    assert "macro-F1" in report.err and "slices by accuracy" in report.err
     labelled = cli("predict", "--run", run, "a good mountain", "--json").json()["predictions"][0]
     assert labelled["label"] == "pos" and abs(sum(labelled["probabilities"].values()) - 1) < 1e-6
 

@@ -180,7 +180,7 @@ def task_table(report: dict) -> str:
                      f"{row['support']:>8}")
     if "slices" in report:
         s = report["slices"]
-        lines.append(f"slices by macro-F1 (worst {s['worst_slice']}, gap {s['gap']:.4f}):")
+        lines.append(f"slices by accuracy (worst {s['worst_slice']}, gap {s['gap']:.4f}):")
         for name, row in s["slices"].items():
             lines.append(f"  {name[:30]:<30} {row['examples']:>6} examples  accuracy {row['accuracy']:.4f}  "
                          f"macro-F1 {row['macro_f1']:.4f}")
