@@ -32,14 +32,19 @@ def chunks(tags: list[str]) -> set[tuple[str, int, int]]:
     return spans
 
 
-def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> dict:
-    found = correct = expected = 0
-    for gs, ps in zip(gold, predicted):
-        g, p = chunks(gs), chunks(ps)
-        expected, found, correct = expected + len(g), found + len(p), correct + len(g & p)
+def span_prf(gold: list[set], predicted: list[set]) -> dict:
+    """Precision/recall/F1 of predicted span sets against gold ones, summed over sentences."""
+    expected = sum(len(g) for g in gold)
+    found = sum(len(p) for p in predicted)
+    correct = sum(len(g & p) for g, p in zip(gold, predicted))
     precision, recall = correct / max(found, 1), correct / max(expected, 1)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "entities": expected}
+    return {"precision": precision, "recall": recall, "f1": f1, "spans": expected}
+
+
+def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    result = span_prf([chunks(g) for g in gold], [chunks(p) for p in predicted])
+    return {**result, "entities": result.pop("spans")}
 
 
 def word_spans(words: list[str]) -> set[tuple[int, int]]:
@@ -52,13 +57,8 @@ def word_spans(words: list[str]) -> set[tuple[int, int]]:
 
 def segmentation_prf(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     """Words count as right when their character span matches the gold segmentation exactly."""
-    found = correct = expected = 0
-    for gs, ps in zip(gold, predicted):
-        g, p = word_spans(gs), word_spans(ps)
-        expected, found, correct = expected + len(g), found + len(p), correct + len(g & p)
-    precision, recall = correct / max(found, 1), correct / max(expected, 1)
-    return {"precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0, "words": expected}
+    result = span_prf([word_spans(g) for g in gold], [word_spans(p) for p in predicted])
+    return {**result, "words": result.pop("spans")}
 
 
 def normalize_answer(text: str) -> str:
