@@ -194,3 +194,17 @@ def test_prune_reaches_the_sparsity_and_reports(cli, prepared, keyword_data, tmp
     predicted = cli("predict", "--run", tmp_path / "pruned", "a good river", "--json")
     assert predicted.code == 0
     assert_input_error(cli("prune", "--run", run, "--sparsity", "1.0", "--out", tmp_path / "p3"), "--sparsity")
+
+
+def test_lstm_classifier_on_word_vectors(cli, prepared, keyword_data, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(r["text"] for r in keyword_examples(300, 7)) + "\n")
+    assert cli("embed", "train", text, "--dim", "32", "--epochs", "1", "--min-count", "1", "--workers", "1",
+               "--out", tmp_path / "w2v").code == 0
+    out = cli("finetune", "--task", "classify", "--model", "lstm", "--tokenizer", prepared["tokenizer"],
+              "--model-args", "d_embed=32", "tie_embeddings=false", "--init-embeddings", tmp_path / "w2v",
+              "--freeze-embeddings", "--data", keyword_data, *FAST, "--out", tmp_path / "lstm", "--json")
+    assert out.code == 0, out.err
+    assert "initialised from the vectors" in out.err and out.json()["valid"]["accuracy"] >= 0.8
+    assert_input_error(cli("finetune", "--task", "classify", "--model", "lstm", "--tokenizer", prepared["tokenizer"],
+                           "--model-args", "d_embed", "--data", keyword_data, "--out", tmp_path / "x"), "FIELD=VALUE")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +58,9 @@ class FinetuneOptions:
     augment: str | None = None        # eda | char-noise (training examples only)
     augment_factor: float = 2.0
     augment_vectors: Path | None = None
+    init_embeddings: Path | None = None   # word vectors for the token embedding of a backbone from scratch
+    freeze_embeddings: bool = False
+    model_args: dict | None = None        # config fields of a backbone from scratch, over its preset
     train_fraction: float = 1.0       # use a deterministic share of the training examples (small-data studies)
 
 
@@ -86,10 +90,19 @@ def _backbone(o: FinetuneOptions):
     spec = MODELS[o.model]
     if o.preset not in spec.presets:
         raise InputError(f"--preset {o.preset}: {o.model} presets are {', '.join(spec.presets)}.")
-    config = build_config(spec.config_cls, spec.presets[o.preset], {"vocab_size": tokenizer.vocab_size}, spec.fixed,
-                          source="--model")
+    config = build_config(spec.config_cls, spec.presets[o.preset], o.model_args or {},
+                          {"vocab_size": tokenizer.vocab_size}, spec.fixed, source="--model-args")
     torch.manual_seed(o.seed)
-    return spec.module_cls(config), tokenizer, o.model, asdict(config), o.preset
+    model = spec.module_cls(config)
+    if o.init_embeddings is not None:   # e.g. an LSTM classifier on word2vec vectors
+        from lmforge.training.embedding_init import freeze_embedding, init_embeddings
+
+        report = init_embeddings(model, [tokenizer.hf.id_to_token(i) or "" for i in range(tokenizer.vocab_size)],
+                                 o.init_embeddings)
+        print(report.describe(), file=sys.stderr)
+        if o.freeze_embeddings:
+            freeze_embedding(model)
+    return model, tokenizer, o.model, asdict(config), o.preset
 
 
 def _class_weights(train_labels, n: int, how: str, multi_label: bool, tagging: bool) -> torch.Tensor:

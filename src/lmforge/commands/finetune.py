@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
                                         "--tokenizer) or a baseline: tfidf-logreg, tfidf-svm, most-frequent-tag")
     parser.add_argument("--preset", default="tiny", help="size of a backbone from scratch")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer of a backbone from scratch")
+    parser.add_argument("--init-embeddings", type=Path,
+                        help="with --model: word vectors (embed run, word2vec/GloVe file) for the token embedding")
+    parser.add_argument("--freeze-embeddings", action="store_true", help="keep those embeddings fixed")
+    parser.add_argument("--model-args", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="with --model: model config fields over the preset, e.g. d_embed=100 tie_embeddings=false")
     parser.add_argument("--max-len", type=int, default=128, help="tokens per example (longer ones are cut)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--max-time", type=float, default=None, help="seconds of training instead of --epochs")
@@ -86,11 +91,35 @@ def options_from(args) -> FinetuneOptions:
         raise InputError(f"--qa-stride must be positive, got {args.qa_stride}.")
     fields = TaskFields(task, args.text_field, args.text2_field, args.label_field, args.valid_fraction, args.joint_pos,
                         args.qa_stride)
-    return FinetuneOptions(args.out, args.data, fields, args.init, args.model, args.preset, args.tokenizer,
-                           args.max_len, args.epochs, args.batch_size, args.lr, args.pooling, args.dropout,
-                           args.class_weights, args.patience, args.freeze_backbone, args.max_time, args.seed,
-                           args.threads, args.device, args.overwrite, args.augment, args.augment_factor,
-                           args.augment_vectors, args.train_fraction)
+    return FinetuneOptions(
+        out=args.out, data=args.data, fields=fields, init=args.init, model=args.model, preset=args.preset,
+        tokenizer=args.tokenizer, max_len=args.max_len, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        pooling=args.pooling, dropout=args.dropout, class_weights=args.class_weights, patience=args.patience,
+        freeze_backbone=args.freeze_backbone, max_time=args.max_time, seed=args.seed, threads=args.threads,
+        device=args.device, overwrite=args.overwrite, augment=args.augment, augment_factor=args.augment_factor,
+        augment_vectors=args.augment_vectors, train_fraction=args.train_fraction,
+        init_embeddings=args.init_embeddings, freeze_embeddings=args.freeze_embeddings,
+        model_args=_model_args(args.model_args))
+
+
+def _model_args(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--model-args {pair!r}: write FIELD=VALUE (e.g. d_embed=100).")
+        lowered = value.lower()
+        out[name.replace("-", "_")] = {"true": True, "false": False}.get(lowered, _number(value))
+    return out
+
+
+def _number(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def summary_lines(result: dict) -> list[str]:

@@ -70,11 +70,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def validation_score(task: TaskTraining, logits: list[np.ndarray], encoded: Encoded) -> tuple[float, float, str]:
     """(loss, score, score name): macro-F1 of single-label classes, micro-F1 of multi-label ones, word
     accuracy of tags; the loss as the objective computes it."""
-    if task.objective == "span":   # windows whose start and end positions are both right
+    if task.objective == "span":   # windows holding the answer whose start and end are both found
         gold = np.asarray(encoded.labels)
         picked = np.array([[row[:, 0].argmax(), row[:, 1].argmax()] for row in logits])
         loss = float(np.mean([_span_loss(row, g) for row, g in zip(logits, gold)]))
-        return loss, float((picked == gold).all(axis=1).mean()), "span_exact"
+        # most windows hold no answer and point at [CLS]: counting them would reward never answering
+        holds = gold[:, 0] > 0
+        exact = (picked == gold).all(axis=1)
+        return loss, float(exact[holds].mean()) if holds.any() else float(exact.mean()), "answer_span_exact"
     if task.tagging:
         gold = np.concatenate([t for t in encoded.labels])
         stacked = np.concatenate(logits)
