@@ -60,21 +60,21 @@ def write_sotu_text(out: Path) -> Path:
     return out
 
 
-def write_brown_text(out: Path) -> Path:
-    """The Brown train sentences as plain text (words joined by spaces), a sentence a line."""
+def conll_as_text(conll: Path, out: Path, name: str, joiner: str) -> Path:
+    """A CoNLL file's sentences as plain text, a sentence a line (words joined by `joiner`)."""
     out.mkdir(parents=True, exist_ok=True)
     lines, words = [], []
-    with gzip.open(SHARED / "brown_pos_en" / "train.conll.gz", "rt") as handle:
+    with gzip.open(conll, "rt") as handle:
         for line in handle:
             if line.startswith("#"):
                 continue
             if not line.strip():
                 if words:
-                    lines.append(" ".join(words))
+                    lines.append(joiner.join(words))
                 words = []
                 continue
             words.append(line.split("\t")[0])
-    (out / "brown.txt").write_text("\n".join(lines) + "\n")
+    (out / name).write_text("\n".join(lines) + "\n")
     return out
 
 
@@ -104,7 +104,8 @@ def classification_rows(dataset: str, runs: dict) -> list[dict]:
 
 
 def tagging_rows(pretrain_seconds: int, epochs: int) -> list[dict]:
-    runs = pretrain("brown", write_brown_text(WORK / "brown_text"), pretrain_seconds, ("bert",), "--doc-split", "line")
+    text = conll_as_text(SHARED / "brown_pos_en" / "train.conll.gz", WORK / "brown_text", "brown.txt", " ")
+    runs = pretrain("brown", text, pretrain_seconds, ("bert",), "--doc-split", "line")
     common = ["--task", "tag", "--data", SHARED / "brown_pos_en"]
     rows = []
     for name, args in [("most-frequent-tag", ["--model", "most-frequent-tag"]),
@@ -118,28 +119,11 @@ def tagging_rows(pretrain_seconds: int, epochs: int) -> list[dict]:
     return rows
 
 
-def write_chinese_text(out: Path) -> Path:
-    """The People's Daily train sentences as running text (words joined without spaces), a line each."""
-    out.mkdir(parents=True, exist_ok=True)
-    lines, words = [], []
-    with gzip.open(SHARED / "peoples_daily_pos_zh" / "train.conll.gz", "rt") as handle:
-        for line in handle:
-            if line.startswith("#"):
-                continue
-            if not line.strip():
-                if words:
-                    lines.append("".join(words))
-                words = []
-                continue
-            words.append(line.split("\t")[0])
-    (out / "pd.txt").write_text("\n".join(lines) + "\n")
-    return out
-
-
 def segmentation_rows(pretrain_seconds: int, epochs: int) -> list[dict]:
     # the tokenizer (BPE 8k over the People's Daily text); no pretraining: on the Brown tags a 300 s MLM
     # start did worse than a fresh backbone, and each segmentation run takes minutes
-    runs = pretrain("pd", write_chinese_text(WORK / "pd_text"), pretrain_seconds, (), "--doc-split", "line")
+    text = conll_as_text(SHARED / "peoples_daily_pos_zh" / "train.conll.gz", WORK / "pd_text", "pd.txt", "")
+    runs = pretrain("pd", text, pretrain_seconds, (), "--doc-split", "line")
     common = ["--task", "segment", "--data", SHARED / "peoples_daily_pos_zh"]
     rows = []
     for name, args in [("jieba", ["--model", "jieba"]),
