@@ -110,8 +110,8 @@ def tagging_rows(pretrain_seconds: int, epochs: int) -> list[dict]:
     rows = []
     for name, args in [("most-frequent-tag", ["--model", "most-frequent-tag"]),
                        ("bert scratch", ["--model", "bert", "--tokenizer", runs["tokenizer"], "--epochs", epochs,
-                                         "--lr", "1e-3"]),
-                       ("bert pretrained", ["--init", runs["bert"], "--epochs", epochs, "--lr", "1e-3"])]:
+                                         "--lr", "2e-3"]),
+                       ("bert pretrained", ["--init", runs["bert"], "--epochs", epochs, "--lr", "2e-3"])]:
         result = finetune(f"pos-{name.replace(' ', '-')}", *common, *args)
         rows.append({"dataset": "brown_pos_en", "model": name, "token_accuracy": result["valid"]["token_accuracy"],
                      "train_s": result["train_seconds"], "split": "valid"})
@@ -172,7 +172,7 @@ def predict_latency(run: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pretrain-seconds", type=int, default=300)
-    parser.add_argument("--tag-epochs", type=int, default=3)
+    parser.add_argument("--tag-epochs", type=int, default=4)
     parser.add_argument("--only", default="sentiment,spam,sotu,pos,seg,qa")
     args = parser.parse_args()
     only = args.only.split(",")

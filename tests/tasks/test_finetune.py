@@ -75,7 +75,7 @@ def test_each_family_learns_a_keyword_classifier(cli, prepared, keyword_data, tm
 
 def test_bert_learns_a_tagger_and_aligns_sub_words(cli, prepared, tag_data, tmp_path):
     out = cli("finetune", "--task", "tag", "--model", "bert", "--tokenizer", prepared["tokenizer"], "--data",
-              tag_data, *FAST, "--out", tmp_path / "tagger", "--json")
+              tag_data, *FAST, "--layer-decay", "0.9", "--out", tmp_path / "tagger", "--json")
     assert out.code == 0, out.err
     assert out.json()["valid"]["token_accuracy"] >= 0.9
     tagged = cli("predict", "--run", tmp_path / "tagger", "the river sleeps", "--json").json()["predictions"][0]
@@ -208,3 +208,23 @@ def test_lstm_classifier_on_word_vectors(cli, prepared, keyword_data, tmp_path):
     assert "initialised from the vectors" in out.err and out.json()["valid"]["accuracy"] >= 0.8
     assert_input_error(cli("finetune", "--task", "classify", "--model", "lstm", "--tokenizer", prepared["tokenizer"],
                            "--model-args", "d_embed", "--data", keyword_data, "--out", tmp_path / "x"), "FIELD=VALUE")
+
+
+def test_layer_decay_scales_each_block():
+    import torch
+
+    from lmforge.models.bert import BERT, BERTConfig
+    from lmforge.models.task import TaskHeadConfig, TaskModel
+    from lmforge.training.optim import build_optimizers, layer_scales
+
+    model = TaskModel(BERT(BERTConfig(vocab_size=50, n_layers=3, n_heads=2, d_model=16, max_seq_len=16)),
+                      TaskHeadConfig("classify", 2))
+    scales = layer_scales([n for n, _ in model.named_parameters()], 0.5)
+    assert scales["head.out.weight"] == 1.0
+    assert scales[next(n for n in scales if n.startswith("backbone.blocks.2."))] == 0.5
+    assert scales[next(n for n in scales if n.startswith("backbone.blocks.0."))] == 0.125
+    assert scales["backbone.embed.weight"] == 0.0625
+    optimizers = build_optimizers(model, name="adamw", lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99), muon_lr=0.0,
+                                  device=torch.device("cpu"), layer_decay=0.5)
+    assert sorted({g["lr"] for g in optimizers.optimizers[0].param_groups}) == \
+        pytest.approx([1e-3 * 0.5 ** k for k in (4, 3, 2, 1, 0)])

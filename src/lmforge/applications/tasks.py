@@ -61,6 +61,7 @@ class FinetuneOptions:
     init_embeddings: Path | None = None   # word vectors for the token embedding of a backbone from scratch
     freeze_embeddings: bool = False
     model_args: dict | None = None        # config fields of a backbone from scratch, over its preset
+    layer_decay: float | None = None      # layer-wise LR decay (Transformer backbones)
     train_fraction: float = 1.0       # use a deterministic share of the training examples (small-data studies)
 
 
@@ -153,7 +154,7 @@ def finetune(o: FinetuneOptions) -> dict:
                                max_time=o.max_time, warmup_fraction=0.1, eval_every=None if o.max_time else
                                max(1, steps_per_epoch // 2), checkpoint_every=10**9, checkpoint_minutes=None,
                                log_every=10, seed=o.seed, threads=o.threads, device=o.device, patience=o.patience,
-                               grad_clip=1.0)
+                               grad_clip=1.0, layer_decay=o.layer_decay)
     _write_task_run(out, family, preset, model_section, head, train_config, fields, labels, o, tokenizer)
     start = time.perf_counter()
     summary = train(TrainSetup(out, model, train_config, np.zeros(0, dtype=np.int64), None, tokenizer, family,

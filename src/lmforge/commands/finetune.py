@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--class-weights", choices=("none", "balanced"), default="none",
                         help="balanced: weight the loss by inverse class frequency (unbalanced labels)")
     parser.add_argument("--patience", type=int, help="stop after this many evaluations without a better score")
+    parser.add_argument("--layer-decay", type=float,
+                        help="layer-wise LR decay, e.g. 0.8: each Transformer block learns at 0.8x the one above")
     parser.add_argument("--freeze-backbone", action="store_true", help="train the head only (a linear probe)")
     parser.add_argument("--augment", choices=("eda", "char-noise"),
                         help="augment the training examples: EDA (synonyms from --augment-vectors, insertion, swap, "
@@ -84,6 +86,8 @@ def options_from(args) -> FinetuneOptions:
     for name in ("max_len", "batch_size"):
         if getattr(args, name) <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive.")
+    if args.layer_decay is not None and not 0 < args.layer_decay <= 1:
+        raise InputError(f"--layer-decay {args.layer_decay}: must be in (0, 1].")
     if args.epochs <= 0 or args.lr <= 0 or not 0 < args.valid_fraction < 1:
         raise InputError("--epochs and --lr must be positive and --valid-fraction in (0, 1).")
     task = "classify" if args.task == "pair" else args.task
@@ -99,7 +103,7 @@ def options_from(args) -> FinetuneOptions:
         device=args.device, overwrite=args.overwrite, augment=args.augment, augment_factor=args.augment_factor,
         augment_vectors=args.augment_vectors, train_fraction=args.train_fraction,
         init_embeddings=args.init_embeddings, freeze_embeddings=args.freeze_embeddings,
-        model_args=_model_args(args.model_args))
+        model_args=_model_args(args.model_args), layer_decay=args.layer_decay)
 
 
 def _model_args(pairs: list[str]) -> dict:

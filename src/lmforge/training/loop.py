@@ -105,6 +105,8 @@ class TrainConfig:
     """Masked LM (bert): mask whole words, all their WordPiece pieces together."""
     patience: int | None = None
     """Fine-tuning: stop after this many evaluations without a better validation score (None: never)."""
+    layer_decay: float | None = None
+    """Fine-tuning: layer-wise LR decay; each Transformer block gets this factor of the LR of the one above."""
     init_embeddings: str | None = None
     """Word vectors (an embed run, or a word2vec/GloVe file) that initialise the token embedding of a new
     run, tokens matched to words by string; the coverage is reported."""
@@ -290,7 +292,8 @@ def train(setup: TrainSetup) -> dict:
     validation = task.validation(config.batch_size, device, autocast_dtype) if task \
         else Validation(setup, recipe, ctx, info, device, autocast_dtype)
     optimizers = build_optimizers(raw_model, name=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
-                                  betas=(config.beta1, config.beta2), muon_lr=config.muon_lr, device=device)
+                                  betas=(config.beta1, config.beta2), muon_lr=config.muon_lr, device=device,
+                                  layer_decay=config.layer_decay)
     state = _restore(setup, raw_model, optimizers, sampler, info, device) if setup.resume else {}
     step, train_time = state.get("step", 0), state.get("train_time", 0.0)
     budget = Budget(config, train_time)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 from torch import nn
@@ -50,11 +51,42 @@ def muon_matrices(model: nn.Module) -> list[nn.Parameter]:
             if isinstance(m, nn.Linear) and m.weight.requires_grad and m.out_features != vocab_size]
 
 
+def layer_scales(names: list[str], decay: float) -> dict[str, float]:
+    """Layer-wise LR decay (as in ELECTRA/BEiT fine-tuning): a Transformer block k of L gets
+    decay ** (L - k) of the LR, the embeddings and everything before the blocks decay ** (L + 1), the
+    final norm and the task head 1."""
+    blocks = [int(m.group(1)) for n in names if (m := _BLOCK.search(n))]
+    depth = max(blocks) + 1 if blocks else 0
+    scales = {}
+    for n in names:
+        match = _BLOCK.search(n)
+        if match:
+            scales[n] = decay ** (depth - int(match.group(1)))
+        elif "embed" in n or "position" in n or "segment" in n:
+            scales[n] = decay ** (depth + 1)
+        else:
+            scales[n] = 1.0
+    return scales
+
+
+_BLOCK = re.compile(r"\bblocks\.(\d+)\.")
+
+
 def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: float, betas: tuple[float, float],
-                     muon_lr: float, device: torch.device) -> Optimizers:
+                     muon_lr: float, device: torch.device, layer_decay: float | None = None) -> Optimizers:
     """Matrices decay, vectors (norm gains, biases) do not. With Muon, the hidden matrices use Muon and
-    everything else AdamW (as in the Muon paper)."""
+    everything else AdamW (as in the Muon paper). `layer_decay` (AdamW) scales each layer's LR."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if layer_decay is not None:
+        if name != "adamw":
+            raise InputError("--layer-decay works with --optimizer adamw.")
+        scales = layer_scales([n for n, _ in params], layer_decay)
+        groups = {}
+        for n, p in params:
+            groups.setdefault((scales[n], p.dim() >= 2), []).append(p)
+        return Optimizers([torch.optim.AdamW(
+            [{"params": ps, "lr": lr * scale, "weight_decay": weight_decay if matrix else 0.0}
+             for (scale, matrix), ps in groups.items()], lr=lr, betas=betas, fused=device.type in ("cuda", "cpu"))])
     fused = device.type in ("cuda", "cpu")  # torch has fused AdamW kernels for both
     if name == "muon":
         hidden = muon_matrices(model)
