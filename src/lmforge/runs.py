@@ -170,6 +170,13 @@ def run_contract(config: dict[str, Any], run_dir: Path) -> RunConfig:
         raise InputError(f"{path}: [run] has no {missing} entry; the run directory is damaged.") from None
 
 
+def source_path(source) -> str:
+    """How a run records the data it came from: an absolute path (so eval finds it from any directory),
+    or a hub id (`hf:...`) as given."""
+    text = str(source)
+    return text if text.startswith("hf:") else str(Path(text).resolve())
+
+
 def write_run_dir(out: Path, run: RunConfig, model_config, train_config, tokenizer_file: Path) -> None:
     """Create a run directory: the fully resolved config.toml and a copy of the tokenizer, before training.
     Under torchrun only rank 0 writes."""

@@ -228,3 +228,23 @@ def test_layer_decay_scales_each_block():
                                   device=torch.device("cpu"), layer_decay=0.5)
     assert sorted({g["lr"] for g in optimizers.optimizers[0].param_groups}) == \
         pytest.approx([1e-3 * 0.5 ** k for k in (4, 3, 2, 1, 0)])
+
+
+def test_a_single_file_dataset_reports_its_valid_split_only(cli, tmp_path):
+    """Fine-tuning on one file (hash split) used to report on the whole file as 'valid'."""
+    write_jsonl(tmp_path / "all.jsonl", keyword_examples(200, 11))
+    out = cli("finetune", "--task", "classify", "--model", "tfidf-logreg", "--data", tmp_path / "all.jsonl",
+              "--out", tmp_path / "r", "--json").json()
+    assert out["valid"]["examples"] == out["examples"]["valid"] < 100 and out["valid"]["split"] == "valid"
+    again = cli("eval", "--run", tmp_path / "r", "--json").json()   # the run's own data: the same valid split
+    assert again["examples"] == out["valid"]["examples"] and again["macro_f1"] == out["valid"]["macro_f1"]
+
+
+def test_a_run_finds_its_relative_data_from_another_directory(cli, tmp_path, monkeypatch):
+    """A run made with a relative --data path used to fail `eval` from any other directory."""
+    write_jsonl(tmp_path / "all.jsonl", keyword_examples(120, 12))
+    monkeypatch.chdir(tmp_path)
+    assert cli("finetune", "--task", "classify", "--model", "tfidf-logreg", "--data", "all.jsonl", "--out",
+               "r").code == 0
+    monkeypatch.chdir("/")
+    assert cli("eval", "--run", tmp_path / "r").code == 0

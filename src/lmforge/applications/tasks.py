@@ -21,7 +21,15 @@ from lmforge.errors import InputError
 from lmforge.evaluation.task_report import classify_report, plot_confusion, segment_report, tag_report
 from lmforge.models import MODELS
 from lmforge.models.task import TaskHeadConfig, TaskModel
-from lmforge.runs import RUN_CONFIG, RunConfig, atomic_write_text, load_weights, read_run_config, run_contract
+from lmforge.runs import (
+    RUN_CONFIG,
+    RunConfig,
+    atomic_write_text,
+    load_weights,
+    read_run_config,
+    run_contract,
+    source_path,
+)
 from lmforge.tasks.baselines import BASELINES, JiebaSegmenter, MostFrequentTag, OverlapQA, TfidfLinear, load_baseline
 from lmforge.tasks.encode import Labels, encode_classification, encode_tagging
 from lmforge.tasks.qa import windows_of
@@ -168,7 +176,7 @@ def finetune(o: FinetuneOptions) -> dict:
               "best_val_score": summary["best_val_score"], "best_step": summary["best_step"], "notes": notes}
     for split in ("valid", "test"):
         if split in encoded:
-            result[split] = evaluate_task_run(out, o.data, split)
+            result[split] = evaluate_task_run(out, o.data, split, items=getattr(splits, split))
     atomic_write_text(out / "report.json", json.dumps(result, indent=2, default=str) + "\n")
     return result
 
@@ -211,7 +219,7 @@ def _write_task_run(out: Path, family, preset, model_section, head, train_config
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tokenizer.path, out / "tokenizer.json")
     contract = RunConfig(family, preset or "", head.task, "", tokenizer.sha256, fields.task, labels.names,
-                         str(o.init) if o.init else None, str(o.data))
+                         str(o.init) if o.init else None, source_path(o.data))
     sections = contract.sections()
     task = {**fields.describe(), "max_len": train_config.seq_len}
     atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model_section, "head": asdict(head),
@@ -245,7 +253,7 @@ def _baseline(o: FinetuneOptions, splits, labels: Labels, multi_label: bool) -> 
     seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     model.save(out)
-    contract = RunConfig(o.model, "", fields.task, "", "", fields.task, labels.names, None, str(o.data))
+    contract = RunConfig(o.model, "", fields.task, "", "", fields.task, labels.names, None, source_path(o.data))
     sections = contract.sections()
     atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "task": fields.describe(),
                                                  "data": sections["data"]}))
@@ -254,7 +262,7 @@ def _baseline(o: FinetuneOptions, splits, labels: Labels, multi_label: bool) -> 
               "examples": {split: len(items) for split, items in splits}}
     for split, items in splits:
         if split != "train" and items:
-            result[split] = evaluate_task_run(out, o.data, split)
+            result[split] = evaluate_task_run(out, o.data, split, items=items)
     atomic_write_text(out / "report.json", json.dumps(result, indent=2, default=str) + "\n")
     return result
 
@@ -326,14 +334,20 @@ def run_outputs(task_run: TaskRun, items, device, batch_size: int = 64) -> list[
 
 
 def evaluate_task_run(run: Path, data: str | None = None, split: str = "valid", slice_field: str | None = None,
-                      positive: str | None = None, device: str = "cpu") -> dict:
+                      positive: str | None = None, device: str = "cpu", items: list | None = None) -> dict:
+    """The report of a task run on a split of its data (or of `data`); `items` are that split's examples
+    when the caller has read them already (fine-tuning reports on the splits it just read)."""
     task_run = load_task_run(run, device)
     source = data or task_run.run.corpus
-    items = read_eval_examples(source, task_run.fields, split)
+    # a file given with --data is all one split; the run's own data is split as fine-tuning split it
+    whole_file = items is None and data is not None and Path(data).is_file()
+    if items is None:
+        items = read_eval_examples(source, task_run.fields, split) if whole_file \
+            else getattr(read_task_splits(source, task_run.fields), split)
     if not items:
         raise InputError(f"{source}: no {split} examples to evaluate; pass --data FILE.")
     outputs = run_outputs(task_run, items, device)
-    split = Path(source).name if Path(source).is_file() else split   # a file given with --data is all one split
+    split = Path(source).name if whole_file else split
     if task_run.fields.task == "qa":
         return {"split": split, "data": str(source), **qa_report(items, outputs)}
     if task_run.fields.task == "segment":

@@ -28,7 +28,7 @@ from lmforge.embeddings.evaluate import evaluate_vectors, neighbours
 from lmforge.embeddings.plot import plot_vectors
 from lmforge.embeddings.vectors import WordVectors, save_embed_run, write_word2vec
 from lmforge.errors import InputError
-from lmforge.runs import RUN_CONFIG, atomic_write_text
+from lmforge.runs import RUN_CONFIG, atomic_write_text, source_path
 from lmforge.tokenization.words import WordSplitter, corpus_lines
 
 METHODS = ("skipgram", "cbow", "glove")
@@ -157,8 +157,8 @@ def train_embeddings(args) -> dict:
              "min_count": args.min_count}
     train = {k: v for k, v in vars(config).items() if k not in ("dim", "window", "method")}
     family = "glove" if glove else "word2vec"
-    save_embed_run(args.out, WordVectors(corpus.words, result["vectors"], corpus.counts), family, str(args.data),
-                   model, {**train, "epochs": epochs})
+    vectors = WordVectors(corpus.words, result["vectors"], corpus.counts)
+    save_embed_run(args.out, vectors, family, source_path(args.data), model, {**train, "epochs": epochs})
     record = {"step": epochs, "tokens": len(corpus.ids) * epochs, "train_time": result["seconds"], **{
         k: v for k, v in stats.items() if k in ("words_per_s", "nonzero")}}
     atomic_write_text(args.out / "metrics.jsonl", json.dumps(record) + "\n")

@@ -31,7 +31,7 @@ from lmforge.ngram.counting import ChunkCounts, CountMerger, count_corpus, defau
 from lmforge.ngram.estimate import SMOOTHINGS, estimate
 from lmforge.ngram.evaluate import evaluate_ngram
 from lmforge.ngram.store import COUNTS, load_ngram_run, load_partial_counts, save_ngram_run, save_partial_counts
-from lmforge.runs import RUN_CONFIG, atomic_write_text
+from lmforge.runs import RUN_CONFIG, atomic_write_text, source_path
 from lmforge.tokenization.words import WordSplitter, corpus_lines
 
 MAX_ORDER = 9
@@ -131,7 +131,7 @@ def train_ngram(data: Path, out: Path, order: int = 3, smoothing: str = "kneser-
                      "prune": tables.meta["prune"], "add_k": tables.meta["add_k"]}
     train_section = {"sentences": counts.sentences, "tokens": counts.tokens, "unk_tokens": counts.unk_tokens,
                      "seconds": round(seconds, 3), "count_seconds": round(count_seconds, 3)}
-    save_ngram_run(out, tables, splitter, str(data), model_section, train_section)
+    save_ngram_run(out, tables, splitter, source_path(data), model_section, train_section)
     result = {"out": str(out), "order": order, "smoothing": smoothing, "ngrams": tables.counts(),
               "vocab_size": tables.vocab_size, "sentences": counts.sentences, "tokens": counts.tokens,
               "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -248,7 +248,7 @@ def _export(args) -> int:
 def _import(args) -> int:
     _check_out(args.out, args.overwrite)
     tables = read_arpa(args.arpa)
-    save_ngram_run(args.out, tables, _splitter(args), str(args.arpa), {"smoothing": "imported"},
+    save_ngram_run(args.out, tables, _splitter(args), source_path(args.arpa), {"smoothing": "imported"},
                    {"imported_from": str(args.arpa)})
     print(f"ngram: imported {args.arpa}: order {tables.order}, {tables.vocab_size:,} words, "
           f"{', '.join(map(str, tables.counts()))} n-grams -> {args.out}", file=sys.stderr)

@@ -331,6 +331,18 @@ def read_documents(files: list[Path], options: ReadOptions) -> Iterator[Document
         yield from read_file(path, options)
 
 
+def open_text(path: Path):
+    """A UTF-8 text file for reading, gunzipped when its first bytes say it is gzip (whatever its name)."""
+    import io
+
+    raw = open(path, "rb")
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="\n")
+    raw.seek(0)
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+
+
 def iter_clean_texts(directory: Path, split: str):
     """Texts of one split of a `prepare` output, in file order."""
     for path in sorted(Path(directory).glob(f"{split}-*.jsonl.gz")):

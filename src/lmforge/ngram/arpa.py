@@ -21,18 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.data.readers import open_text
 from lmforge.errors import InputError
 from lmforge.ngram.tables import NO_PROB, NgramTables
 from lmforge.runs import atomic_write_bytes
 from lmforge.tokenization.words import SPECIAL_WORDS, UNK
-
-
-def _open_text(path: Path):
-    raw = open(path, "rb")
-    head = raw.read(2)
-    raw.seek(0)
-    stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
 
 
 def write_arpa(tables: NgramTables, path: Path) -> None:
@@ -88,7 +81,7 @@ def read_arpa(path: Path) -> NgramTables:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: ARPA file not found.")
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         try:
             counts = _header(handle, path)
             sections = [_section(handle, path, n, counts[n - 1], n == len(counts)) for n in range(1, len(counts) + 1)]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmforge.data.pipeline import hash_fraction
+from lmforge.data.readers import open_text
 from lmforge.errors import InputError
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "dev": "valid", "val": "valid",
@@ -63,15 +63,6 @@ def _split_of(path: Path) -> str | None:
     return SPLIT_NAMES.get(stem)
 
 
-def _open_text(path: Path):
-    raw = open(path, "rb")
-    if raw.read(2) == b"\x1f\x8b":
-        raw.seek(0)
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8")
-    raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8")
-
-
 def read_records(path: Path) -> Iterator[tuple[dict, str]]:
     """(record, 'file:line') of a JSONL/CSV/Parquet file."""
     suffix = _suffix(path)
@@ -82,7 +73,7 @@ def read_records(path: Path) -> Iterator[tuple[dict, str]]:
             yield record, f"{path}:row {row}"
         return
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             if suffix == ".csv":
                 for line, record in enumerate(csv.DictReader(handle), start=2):
                     yield record, f"{path}:{line}"
@@ -128,7 +119,7 @@ def read_conll(path: Path) -> Iterator[Sentence]:
         yield from _read_conllu(path)
         return
     words, tags, start = [], [], 1
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             line = line.rstrip("\n")
             if line.startswith("#"):
@@ -153,7 +144,7 @@ def _read_conllu(path: Path) -> Iterator[Sentence]:
         import conllu
     except ImportError:
         raise InputError(f"{path}: CoNLL-U files are read with the `conllu` package: pip install conllu.") from None
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for number, tokens in enumerate(conllu.parse_incr(handle), start=1):
             words = [t["form"] for t in tokens if isinstance(t["id"], int)]
             tags = [t["upos"] for t in tokens if isinstance(t["id"], int)]

@@ -93,7 +93,7 @@ def corpus_lines(source, split: str = "train") -> Iterator[str]:
     import gzip
     from pathlib import Path
 
-    from lmforge.data.readers import iter_clean_texts
+    from lmforge.data.readers import iter_clean_texts, open_text
     from lmforge.errors import InputError
     from lmforge.tokenization.corpus import clean_dir
 
@@ -104,11 +104,8 @@ def corpus_lines(source, split: str = "train") -> Iterator[str]:
     if not source.is_file():
         raise InputError(f"{source}: no such dataset directory or text file; pass a `lmforge prepare` output "
                          "or a .txt/.txt.gz file with one sentence per line.")
-    with open(source, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
     try:
-        with opener(source, "rt", encoding="utf-8") as handle:
+        with open_text(source) as handle:
             for line in handle:
                 yield line.rstrip("\n")
     except UnicodeDecodeError as error:
