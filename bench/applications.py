@@ -1,9 +1,11 @@
 """Applications: every documented `lmforge finetune` command on the dev datasets, in one run —
-classical baselines (TF-IDF + logistic regression / linear SVM; most-frequent tag) beside tiny
-backbones trained from scratch and pretrained (masked LM or causal LM on the State of the Union text,
-or on the tagging corpus's own text) for the same number of epochs. Prints one table with training
+classical baselines (TF-IDF + logistic regression / linear SVM; most-frequent tag; the fastText library
+when installed) beside lmforge's task bodies (fastText-style bag of n-grams, BiLSTM; their own defaults)
+and tiny backbones trained from scratch and pretrained (masked LM or causal LM on the State of the Union
+text, or on the tagging corpus's own text) for the same number of epochs. Prints one table with training
 time on this machine, and the latency of `predict` on one short text.
-    python bench/applications.py [--pretrain-seconds 300] [--only sentiment,spam,sotu,pos]
+    python bench/applications.py [--pretrain-seconds 300] [--only sentiment,spam,sotu,langid,pos]
+                                 [--models tfidf-logreg,fasttext,...]
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from common import machine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORK = Path("/tmp/lmforge-bench-apps")
-DATASETS = {  # name -> (folder, text field, epochs, max length)
-    "sentiment": (SHARED / "sentiment_uci_en", "text", 4, 64),
-    "spam": (SHARED / "spam_assassin", "text", 3, 128),
-    "sotu": (SHARED / "sotu_speeches", "text", 8, 128),
+DATASETS = {  # name -> (folder, text field, label field, epochs, max length, windows of a long text)
+    "sentiment": (SHARED / "sentiment_uci_en", "text", "label", 4, 64, 1),
+    "spam": (SHARED / "spam_assassin", "text", "label", 3, 128, 1),
+    "sotu": (SHARED / "sotu_speeches", "text", "label", 8, 128, 16),   # speeches of ~10k tokens: read 16 windows
+    "langid": (SHARED / "gettext_ui_en_x", "tgt", "tgt_lang", 1, 64, 1),   # es/de/fr/zh_CN software messages
 }
+CLASSIFIERS = ("tfidf-logreg", "tfidf-svm", "fastText library", "fasttext", "bilstm", "bert scratch",
+               "bert pretrained", "gpt pretrained")
 
 
 def lmforge(*args) -> dict:
@@ -85,16 +90,67 @@ def finetune(name: str, *args) -> dict:
     return result
 
 
-def classification_rows(dataset: str, runs: dict) -> list[dict]:
-    folder, field, epochs, max_len = DATASETS[dataset]
-    common = ["--task", "classify", "--data", folder, "--text-field", field]
-    neural = [*common, "--epochs", epochs, "--max-len", max_len]
+def fasttext_library(dataset: str) -> dict | None:
+    """The fastText library itself (the reference a user would pick), on the same lower-cased word split as
+    lmforge's word tokenizer, with the settings its tutorial suggests for small sets (25 epochs, lr 0.5,
+    bigrams); None when the library is not installed."""
+    try:
+        import fasttext
+    except ImportError:
+        return None
+    import re
+
+    from sklearn.metrics import accuracy_score, f1_score
+
+    folder, field, label, _, _, _ = DATASETS[dataset]
+
+    def read(split):
+        path = next(folder.glob(f"{split}.jsonl*"), None)
+        if path is None:
+            return []
+        with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as handle:
+            return [json.loads(line) for line in handle]
+
+    def words(text):
+        return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))
+
+    train, split = read("train"), "test" if read("test") else "valid"
+    train_file = WORK / f"fasttext_{dataset}.txt"
+    train_file.write_text("".join(f"__label__{r[label]} {words(r[field])}\n" for r in train))
+    start = time.perf_counter()
+    model = fasttext.train_supervised(str(train_file), epoch=25, lr=0.5, wordNgrams=2, thread=2, seed=1, verbose=0)
+    seconds = time.perf_counter() - start
+    gold = [str(r[label]) for r in read(split)]
+    # model.f.predict: the binding's own call (fasttext 0.9.2's Python wrapper breaks under NumPy 2)
+    predicted = [model.f.predict(words(r[field]) + "\n", 1, 0.0, "strict")[0][1][len("__label__"):]
+                 for r in read(split)]
+    return {"test": {"macro_f1": f1_score(gold, predicted, average="macro"),
+                     "accuracy": accuracy_score(gold, predicted)} if split == "test" else None,
+            "valid": {"macro_f1": f1_score(gold, predicted, average="macro"),
+                      "accuracy": accuracy_score(gold, predicted)}, "train_seconds": seconds}
+
+
+def classification_rows(dataset: str, runs: dict, models: tuple[str, ...]) -> list[dict]:
+    folder, field, label, epochs, max_len, chunks = DATASETS[dataset]
+    common = ["--task", "classify", "--data", folder, "--text-field", field, "--label-field", label]
+    neural = [*common, "--epochs", epochs, "--max-len", max_len, "--chunks", chunks]
     rows = []
     for name, args in [("tfidf-logreg", ["--model", "tfidf-logreg"]), ("tfidf-svm", ["--model", "tfidf-svm"]),
+                       ("fastText library", None),
+                       ("fasttext", ["--model", "fasttext", "--chunks", chunks]),   # its defaults: 1024 tokens
+                       ("bilstm", ["--model", "bilstm", "--max-len", max_len, "--chunks", chunks]),
                        ("bert scratch", ["--model", "bert", "--tokenizer", runs["tokenizer"], "--lr", "1e-3"]),
                        ("bert pretrained", ["--init", runs["bert"], "--lr", "1e-3"]),
                        ("gpt pretrained", ["--init", runs["gpt"], "--lr", "1e-3"])]:
-        result = finetune(f"{dataset}-{name.replace(' ', '-')}", *(common if "tfidf" in name else neural), *args)
+        if name not in models:
+            continue
+        if args is None:
+            result = fasttext_library(dataset)
+            if result is None:
+                continue
+        else:
+            plain = "tfidf" in name or name in ("fasttext", "bilstm")
+            result = finetune(f"{dataset}-{name.replace(' ', '-')}", *(common if plain else neural), *args)
         report = result.get("test") or result.get("valid")
         rows.append({"dataset": dataset, "model": name, "macro_f1": report["macro_f1"], "accuracy": report["accuracy"],
                      "train_s": result["train_seconds"], "split": "test" if "test" in result else "valid",
@@ -173,16 +229,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pretrain-seconds", type=int, default=300)
     parser.add_argument("--tag-epochs", type=int, default=4)
-    parser.add_argument("--only", default="sentiment,spam,sotu,pos,seg,qa")
+    parser.add_argument("--only", default="sentiment,spam,sotu,langid,pos,seg,qa")
+    parser.add_argument("--models", default=",".join(CLASSIFIERS), help="classification rows to run")
     args = parser.parse_args()
     only = args.only.split(",")
+    models = tuple(args.models.split(","))
     WORK.mkdir(parents=True, exist_ok=True)
     rows = []
     if set(only) & set(DATASETS):
         runs = pretrain("sotu", write_sotu_text(WORK / "sotu_text"), args.pretrain_seconds)
         for dataset in DATASETS:
             if dataset in only:
-                rows += classification_rows(dataset, runs)
+                rows += classification_rows(dataset, runs, models)
     if "pos" in only:
         rows += tagging_rows(args.pretrain_seconds, args.tag_epochs)
     if "seg" in only:

@@ -82,11 +82,15 @@ def save_weights(model, path: Path) -> None:
 
 def save_arrays(path: Path, arrays: dict, kind: str) -> None:
     """NumPy arrays as safetensors (counting models' tables, word vectors), atomically."""
+    import numpy as np
     from safetensors.numpy import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    # safetensors writes an array's buffer as if it were row-major: a Fortran-ordered or strided array
+    # (scikit-learn's multi-class coef_, a transposed view) would come back scrambled
+    arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
     save_file(arrays, str(tmp), metadata={"format": f"lmforge.{kind}", "version": "1"})
     plain_file_mode(tmp)
     os.replace(tmp, path)

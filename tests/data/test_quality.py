@@ -115,3 +115,39 @@ def test_min_chars_counts_a_chinese_character_as_three():
     assert keep(doc("这家餐厅的菜非常好吃，服务也很周到。"))            # 18 characters: a whole review
     assert not keep(doc("short English review."))                     # 21 characters
     assert keep(doc("x" * 32)) and not keep(doc("好吃"))
+
+
+GERMAN = """Der Fluss fließt kalt und klar durch die alten Wälder im Norden des Tals.
+Jeden Frühling schmilzt der Schnee, und das Wasser steigt über die Steine beim Dorf.
+Die Bauern, die seit Generationen dort leben, sagen, dass die Hochwasser in ihrer Kindheit schlimmer waren.
+Im letzten Jahrhundert wurde flussaufwärts ein Damm gebaut, der den Rhythmus der Jahreszeiten veränderte.
+Heute kommen Besucher, um am Ufer zu wandern und die Vögel im Schilf zu beobachten."""
+CITIES = "、".join("北京 上海 广州 深圳 天津 重庆 成都 武汉 南京 杭州 西安 苏州 郑州 长沙 沈阳 青岛 宁波 东莞 无锡 "
+                  "昆明 大连 厦门 合肥 佛山 福州 哈尔滨 济南 温州 长春 石家庄 常州 泉州 南宁 贵阳 南昌 南通 金华 "
+                  "徐州 太原 嘉兴 烟台 惠州 保定 台州 中山 绍兴 乌鲁木齐 潍坊 兰州 珠海 海口 扬州 洛阳 临沂 唐山 "
+                  "镇江 盐城".split())
+
+
+def identified(text, lang):
+    d = doc(text)
+    d.meta["lang"] = lang
+    return d
+
+
+def test_identified_languages_use_fineweb2_thresholds_and_stop_words():
+    from lmforge.data.language_filters import words_of
+
+    # German prose has none of the English stop words Gopher asks for; FineWeb-2's German list it has
+    assert quality.gopher_quality(doc(GERMAN), Q) == "gopher_stop_words"
+    assert quality.gopher_quality(identified(GERMAN, "de"), Q) is None
+    assert quality.gopher_repetition(identified(GERMAN, "de"), Q) is None
+    # Chinese is split by jieba and must hold some of FineWeb-2's Chinese stop words (的, 在, 是, ...)
+    assert quality.gopher_quality(identified(CHINESE, "zh"), Q) is None
+    assert quality.gopher_repetition(identified(CHINESE, "zh"), Q) is None
+    assert quality.gopher_quality(doc(CITIES), Q) is None                   # characters: no stop-word rule
+    assert quality.gopher_quality(identified(CITIES, "zh"), Q) == "gopher_stop_words"   # a bare list of names
+    assert words_of("我们在北京学习。", "jieba") == ("我们", "在", "北京", "学习", "。")
+    assert words_of("L'eau d’été", "spaced") == ("L'", "eau", "d'", "été")
+    # the looser FineWeb-2 Chinese bound on duplicated lines (0.287 of lines) still catches spam
+    spam = "\n".join(["点击这里立即购买最便宜的手机，限时优惠！"] * 30)
+    assert quality.gopher_repetition(identified(spam, "zh"), Q) == "gopher_duplicate_lines"

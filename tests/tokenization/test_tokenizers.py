@@ -18,7 +18,7 @@ TRICKY = ["Hello, world!  Double  spaces\tand\ttabs\n\n\nnewlines",
           "def f(x):\n    return {'a': [1, 2]}  # code\n"]
 
 
-VOCAB = {"bpe": 400, "byte": 259, "wordpiece": 400, "unigram": 250, "char": 400}
+VOCAB = {"bpe": 400, "byte": 259, "wordpiece": 400, "unigram": 250, "char": 400, "word": 400}
 
 
 def corpus(n=300, seed=0):
@@ -55,7 +55,7 @@ def test_special_tokens_and_byte_lengths(trained, kind):
     tokenizer = trained[kind]
     assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id) == (0, 1, 2)
     lengths = tokenizer.token_byte_lengths()
-    if kind == "wordpiece":
+    if kind in ("wordpiece", "word"):   # whitespace is dropped: bytes come from the corpus ratio
         assert lengths is None
         return
     assert lengths[:3].tolist() == [0, 0, 0]
@@ -101,3 +101,10 @@ def test_tokenizer_cli_errors(prepared, cli, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "tokenizer.json").write_text("{not json")
     assert_input_error(cli("tokenize", prepared["data"], "--tokenizer", tmp_path / "broken"), "not a valid")
+
+
+def test_word_tokenizer_splits_words_and_punctuation_lower_cased(trained):
+    tokenizer = trained["word"]
+    pieces = [tokenizer.hf.id_to_token(i) for i in tokenizer.encode("The river, the RIVER!")]
+    assert pieces == ["the", "river", ",", "the", "river", "!"]
+    assert tokenizer.encode("zzyzx")[0] == tokenizer.unk_id

@@ -19,7 +19,7 @@ from lmforge.applications.qa import qa_encoded, qa_outputs, qa_report
 from lmforge.config import build_config, to_toml
 from lmforge.errors import InputError
 from lmforge.evaluation.task_report import classify_report, plot_confusion, segment_report, tag_report
-from lmforge.models import MODELS
+from lmforge.models import ALL_MODELS
 from lmforge.models.task import TaskHeadConfig, TaskModel
 from lmforge.runs import (
     RUN_CONFIG,
@@ -31,7 +31,7 @@ from lmforge.runs import (
     source_path,
 )
 from lmforge.tasks.baselines import BASELINES, JiebaSegmenter, MostFrequentTag, OverlapQA, TfidfLinear, load_baseline
-from lmforge.tasks.encode import Labels, encode_classification, encode_tagging
+from lmforge.tasks.encode import Labels, encode_classification, encode_tagging, mean_by_origin
 from lmforge.tasks.qa import windows_of
 from lmforge.tasks.reading import TaskFields, read_eval_examples, read_task_splits
 from lmforge.tasks.segment import from_bmes
@@ -49,12 +49,12 @@ class FinetuneOptions:
     model: str | None = None          # a family trained from scratch, or a baseline (tfidf-logreg, ...)
     preset: str = "tiny"
     tokenizer: Path | None = None     # for a backbone from scratch
-    max_len: int = 128
-    epochs: float = 3.0
+    max_len: int | None = None        # None: the family's default (128 tokens; a bag of n-grams reads 1024)
+    epochs: float | None = None       # None: the family's default (FAMILY_DEFAULTS)
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float | None = None
     pooling: str | None = None
-    dropout: float = 0.1
+    dropout: float | None = None
     class_weights: str = "none"       # none | balanced
     patience: int | None = None
     freeze_backbone: bool = False
@@ -73,7 +73,16 @@ class FinetuneOptions:
     train_fraction: float = 1.0       # use a deterministic share of the training examples (small-data studies)
 
 
-DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "lstm": "last", "gru": "last", "rnn": "last"}
+DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "lstm": "last", "gru": "last", "rnn": "last", "bilstm": "max",
+                   "bigru": "max", "fasttext": "mean"}
+# fine-tuning settings per family where the pretrained-Transformer ones do not suit: a body trained from
+# scratch needs more epochs at a higher LR (fastText itself trains 5 epochs at SGD LR 0.1)
+FAMILY_DEFAULTS = {"fasttext": dict(epochs=10.0, lr=1e-2, dropout=0.0, max_len=1024),   # a long text costs it little
+                   "bilstm": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128),
+                   "bigru": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128)}
+GENERAL_DEFAULTS = dict(epochs=3.0, lr=5e-4, dropout=0.1, max_len=128)
+BIDIRECTIONAL = ("bilstm", "bigru")
+WORD_VOCABULARY = 50_000   # words kept by the word tokenizer a task body trains when given none
 
 
 def _label_values(splits, fields: TaskFields) -> list:
@@ -82,21 +91,43 @@ def _label_values(splits, fields: TaskFields) -> list:
     return [e.label for e in splits.train]
 
 
-def _backbone(o: FinetuneOptions):
+def _settings(o: FinetuneOptions, family: str) -> FinetuneOptions:
+    """The options with the family's defaults where none was given."""
+    defaults = FAMILY_DEFAULTS.get(family, GENERAL_DEFAULTS)
+    chosen = {name: getattr(o, name) if getattr(o, name) is not None else value for name, value in defaults.items()}
+    return FinetuneOptions(**{**o.__dict__, **chosen})
+
+
+def _word_tokenizer(o: FinetuneOptions, splits) -> Tokenizer:
+    """A word tokenizer trained on the training texts, written into the run (a task body's default)."""
+    from lmforge.tokenization.training import train_word
+
+    if o.fields.tagging:
+        texts = [" ".join(s.words) for s in splits.train]
+    else:
+        texts = [t for e in splits.train for t in (e.text, e.text2) if t]
+    out = Path(o.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # tags read case (capitals mark proper nouns); a bag of words is better lower-cased
+    train_word(texts, WORD_VOCABULARY, lowercase=not o.fields.tagging).save(str(out / "tokenizer.json"))
+    return Tokenizer(out / "tokenizer.json")
+
+
+def _backbone(o: FinetuneOptions, splits):
     """(backbone module, tokenizer, family, model config section, preset)."""
     if o.init is not None:
         from lmforge.inference.loading import load
 
         loaded = load(o.init, "cpu")   # refuses a fine-tuned run: start from a pretrained one
         return loaded.model.train(), loaded.tokenizer, loaded.run.family, loaded.config["model"], loaded.run.preset
-    if o.model not in MODELS:
-        raise InputError(f"--model {o.model}: choose a family ({', '.join(MODELS)}) or a baseline "
+    if o.model not in ALL_MODELS:
+        raise InputError(f"--model {o.model}: choose a family ({', '.join(ALL_MODELS)}) or a baseline "
                          f"({', '.join(BASELINES)}), or pass --init RUN.")
-    if o.tokenizer is None:
+    spec = ALL_MODELS[o.model]
+    if o.tokenizer is None and spec.kind != "task":
         raise InputError(f"--model {o.model} from scratch needs --tokenizer DIR (e.g. the tokenizer of the run you "
                          "compare it with); or start from a trained run with --init RUN.")
-    tokenizer = Tokenizer(o.tokenizer)
-    spec = MODELS[o.model]
+    tokenizer = Tokenizer(o.tokenizer) if o.tokenizer is not None else _word_tokenizer(o, splits)
     if o.preset not in spec.presets:
         raise InputError(f"--preset {o.preset}: {o.model} presets are {', '.join(spec.presets)}.")
     config = build_config(spec.config_cls, spec.presets[o.preset], o.model_args or {},
@@ -136,11 +167,12 @@ def finetune(o: FinetuneOptions) -> dict:
         Labels.from_training(_label_values(splits, fields), "tag" if fields.tagging else "label")
     if o.model in BASELINES:
         return _baseline(o, splits, labels, multi_label)
-    backbone, tokenizer, family, model_section, preset = _backbone(o)
-    encoder = MODELS[family].kind == "encoder"
-    if fields.task == "qa" and not encoder:
+    backbone, tokenizer, family, model_section, preset = _backbone(o, splits)
+    o = _settings(o, family)
+    encoder = ALL_MODELS[family].kind == "encoder"
+    if fields.task == "qa" and not (encoder or family in BIDIRECTIONAL):
         raise InputError(f"--task qa reads [CLS] question [SEP] context [SEP] in both directions: it needs an encoder "
-                         f"backbone (bert), not {family}.")
+                         f"backbone (bert, or bilstm/bigru from scratch), not {family}.")
     max_len = min(o.max_len, model_section.get("max_seq_len") or o.max_len)
     head = TaskHeadConfig("span" if fields.task == "qa" else "tag" if fields.tagging else "classify", len(labels.names),
                           o.pooling or DEFAULT_POOLING[family], o.dropout, multi_label)
@@ -155,14 +187,7 @@ def finetune(o: FinetuneOptions) -> dict:
     if o.freeze_backbone:   # a linear probe: only the head learns
         for parameter in model.backbone.parameters():
             parameter.requires_grad_(False)
-    n_train = len(encoded["train"].ids)
-    steps_per_epoch = max(1, -(-n_train // o.batch_size))
-    train_config = TrainConfig(batch_size=o.batch_size, seq_len=max_len, lr=o.lr, weight_decay=0.01,
-                               max_steps=None if o.max_time else max(1, round(o.epochs * steps_per_epoch)),
-                               max_time=o.max_time, warmup_fraction=0.1, eval_every=None if o.max_time else
-                               max(1, steps_per_epoch // 2), checkpoint_every=10**9, checkpoint_minutes=None,
-                               log_every=10, seed=o.seed, threads=o.threads, device=o.device, patience=o.patience,
-                               grad_clip=1.0, layer_decay=o.layer_decay)
+    train_config = _train_config(o, max_len, len(encoded["train"].ids))
     _write_task_run(out, family, preset, model_section, head, train_config, fields, labels, o, tokenizer)
     start = time.perf_counter()
     summary = train(TrainSetup(out, model, train_config, np.zeros(0, dtype=np.int64), None, tokenizer, family,
@@ -170,7 +195,7 @@ def finetune(o: FinetuneOptions) -> dict:
                                                  head.n_labels, tokenizer.pad_id or 0, multi_label)))
     seconds = time.perf_counter() - start
     result = {"out": str(out), "task": fields.task, "family": family, "init": str(o.init) if o.init else None,
-              "examples": {split: len(e.ids) for split, e in encoded.items()}, "labels": labels.names,
+              "examples": {split: len(getattr(splits, split)) for split in encoded}, "labels": labels.names,
               "train_seconds": summary["train_time"], "seconds": seconds, "steps": summary["steps"],
               "examples_per_s": summary["steps"] * o.batch_size / max(summary["train_time"], 1e-9),
               "best_val_score": summary["best_val_score"], "best_step": summary["best_step"], "notes": notes}
@@ -179,6 +204,39 @@ def finetune(o: FinetuneOptions) -> dict:
             result[split] = evaluate_task_run(out, o.data, split, items=getattr(splits, split))
     atomic_write_text(out / "report.json", json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+def _train_config(o: FinetuneOptions, max_len: int, n_train: int) -> TrainConfig:
+    """AdamW, 10% warm-up and cosine decay over the epochs (or --max-time), validation twice an epoch."""
+    steps_per_epoch = max(1, -(-n_train // o.batch_size))
+    return TrainConfig(batch_size=o.batch_size, seq_len=max_len, lr=o.lr, weight_decay=0.01,
+                       max_steps=None if o.max_time else max(1, round(o.epochs * steps_per_epoch)),
+                       max_time=o.max_time, warmup_fraction=0.1, eval_every=None if o.max_time else
+                       max(1, steps_per_epoch // 2), checkpoint_every=10**9, checkpoint_minutes=None,
+                       log_every=10, seed=o.seed, threads=o.threads, device=o.device, patience=o.patience,
+                       grad_clip=1.0, layer_decay=o.layer_decay)
+
+
+def train_further(task_run: TaskRun, out: Path, epochs: float, lr: float, seed: int = 1,
+                  threads: int | None = None) -> dict:
+    """Train a loaded task model again on its run's own training split, keeping the best weights by the
+    validation metric in `out` (which already holds the run's config and tokenizer). Pruning uses it to
+    recover accuracy; weights that are exactly zero get zero gradients (see `keep_zeros`), so they stay zero."""
+    fields, labels, tokenizer = task_run.fields, task_run.labels, task_run.tokenizer
+    splits = read_task_splits(task_run.run.corpus, fields)
+    multi_label = task_run.model.head_config.multi_label
+    encoded = {split: _encode(items, tokenizer, task_run.encoder, task_run.max_len, labels, fields, multi_label)[0]
+               for split, items in splits if items and split in ("train", "valid")}
+    o = FinetuneOptions(out=out, data=task_run.run.corpus, fields=fields, epochs=epochs, lr=lr, seed=seed,
+                        threads=threads)
+    head = task_run.model.head_config
+    summary = train(TrainSetup(out, task_run.model.train(), _train_config(o, task_run.max_len,
+                                                                          len(encoded["train"].ids)),
+                               np.zeros(0, dtype=np.int64), None, tokenizer, task_run.run.family,
+                               task=TaskTraining(head.task, encoded["train"], encoded.get("valid"), head.n_labels,
+                                                 tokenizer.pad_id or 0, multi_label)))
+    return {"epochs": epochs, "lr": lr, "train_seconds": summary["train_time"], "steps": summary["steps"],
+            "best_val_score": summary["best_val_score"]}
 
 
 def _shrink_and_augment(train: list, o: FinetuneOptions) -> list:
@@ -211,13 +269,14 @@ def _encode(items, tokenizer, encoder, max_len, labels, fields, multi_label):
     if fields.tagging:
         enc, unseen, split = encode_tagging(items, tokenizer, encoder, max_len, labels)
         return enc, {"unseen_labels": unseen, "sentences_continued_past_max_len": split}
-    enc, unseen = encode_classification(items, tokenizer, encoder, max_len, labels, multi_label)
-    return enc, {"unseen_labels": unseen}
+    enc, unseen = encode_classification(items, tokenizer, encoder, max_len, labels, multi_label, fields.chunks)
+    return enc, {"unseen_labels": unseen, **({"windows": len(enc.ids)} if enc.origin else {})}
 
 
 def _write_task_run(out: Path, family, preset, model_section, head, train_config, fields, labels, o, tokenizer):
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(tokenizer.path, out / "tokenizer.json")
+    if Path(tokenizer.path).resolve() != (out / "tokenizer.json").resolve():   # a trained word tokenizer is there
+        shutil.copyfile(tokenizer.path, out / "tokenizer.json")
     contract = RunConfig(family, preset or "", head.task, "", tokenizer.sha256, fields.task, labels.names,
                          str(o.init) if o.init else None, source_path(o.data))
     sections = contract.sections()
@@ -298,7 +357,7 @@ def load_task_run(run_dir: Path, device: str | torch.device = "cpu") -> TaskRun:
     labels = Labels(contract.labels or [])
     if contract.family in BASELINES:
         return TaskRun(contract, fields, labels, 0, load_baseline(run_dir), None)
-    spec = MODELS[contract.family]
+    spec = ALL_MODELS[contract.family]
     backbone = spec.module_cls(build_config(spec.config_cls, config.get("model", {}), spec.fixed,
                                             source=str(run_dir / RUN_CONFIG)))
     model = TaskModel(backbone, build_config(TaskHeadConfig, config.get("head", {}), source=str(run_dir / RUN_CONFIG)))
@@ -320,7 +379,7 @@ def run_outputs(task_run: TaskRun, items, device, batch_size: int = 64) -> list[
         enc, _, _ = encode_tagging(items, task_run.tokenizer, task_run.encoder, task_run.max_len, labels)
     else:
         enc, _ = encode_classification(items, task_run.tokenizer, task_run.encoder, task_run.max_len, labels,
-                                       task_run.model.head_config.multi_label)
+                                       task_run.model.head_config.multi_label, fields.chunks)
     logits = task_logits(task_run.model, enc.ids, enc.segments, batch_size, torch.device(device),
                          fields.tagging, task_run.tokenizer.pad_id or 0)
     if fields.tagging:   # the sequences of one sentence, in order, give its words' tags
@@ -328,9 +387,12 @@ def run_outputs(task_run: TaskRun, items, device, batch_size: int = 64) -> list[
         for (number, _), first, row in zip(enc.origin, enc.word_starts, logits):
             tags[number].extend(labels.names[i] for i in row[first].argmax(axis=1))
         return tags
+    rows = np.stack(logits)
+    if enc.origin is not None:   # a long text's windows: the mean of their logits
+        rows = mean_by_origin(rows, enc.origin)
     if task_run.model.head_config.multi_label:
-        return [1 / (1 + np.exp(-row)) for row in logits]
-    return list(softmax(np.stack(logits)))
+        return [1 / (1 + np.exp(-row)) for row in rows]
+    return list(softmax(rows))
 
 
 def evaluate_task_run(run: Path, data: str | None = None, split: str = "valid", slice_field: str | None = None,

@@ -37,11 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--label-field", default="label", help="label (a list makes the task multi-label)")
     parser.add_argument("--joint-pos", action="store_true", help="segment: also tag each word's POS (BMES-POS)")
     parser.add_argument("--qa-stride", type=int, default=64, help="qa: tokens between a long context's windows")
+    parser.add_argument("--chunks", type=int, default=1,
+                        help="classify: read up to this many windows of --max-len tokens of a long text (evenly "
+                             "spread); each is trained with the text's label, a prediction averages their logits "
+                             "(default 1: a long text is cut)")
     parser.add_argument("--valid-fraction", type=float, default=0.1,
                         help="without named files: the hash-split share of valid examples")
     parser.add_argument("--init", type=Path, help="trained run whose backbone and tokenizer to fine-tune")
-    parser.add_argument("--model", help="instead of --init: a family from scratch (gpt, bert, lstm, gru, rnn; with "
-                                        "--tokenizer) or a baseline: tfidf-logreg, tfidf-svm, most-frequent-tag")
+    parser.add_argument("--model", help="instead of --init: a family from scratch (gpt, bert, lstm, gru, rnn with "
+                                        "--tokenizer; bilstm, bigru, fasttext on a word tokenizer of the training "
+                                        "texts unless --tokenizer) or a baseline: tfidf-logreg, tfidf-svm, "
+                                        "most-frequent-tag, jieba, overlap")
     parser.add_argument("--preset", default="tiny", help="size of a backbone from scratch")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer of a backbone from scratch")
     parser.add_argument("--init-embeddings", type=Path,
@@ -49,13 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--freeze-embeddings", action="store_true", help="keep those embeddings fixed")
     parser.add_argument("--model-args", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="with --model: model config fields over the preset, e.g. d_embed=100 tie_embeddings=false")
-    parser.add_argument("--max-len", type=int, default=128, help="tokens per example (longer ones are cut)")
-    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--max-len", type=int, default=None,
+                        help="tokens per example, longer ones are cut (default 128; fasttext 1024)")
+    parser.add_argument("--epochs", type=float, default=None,
+                        help="passes over the training set (default 3; fasttext 10, bilstm/bigru 6)")
     parser.add_argument("--max-time", type=float, default=None, help="seconds of training instead of --epochs")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW, 10%% warm-up, cosine)")
-    parser.add_argument("--pooling", choices=POOLINGS, help="classify: default cls for encoders, last otherwise")
-    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate (AdamW, 10%% warm-up, cosine; default 5e-4; fasttext 1e-2, "
+                             "bilstm/bigru 2e-3)")
+    parser.add_argument("--pooling", choices=POOLINGS,
+                        help="classify: default cls for encoders, max for bilstm/bigru, mean for fasttext, last "
+                             "otherwise")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="before the head (default 0.1; fasttext 0, bilstm/bigru 0.3)")
     parser.add_argument("--class-weights", choices=("none", "balanced"), default="none",
                         help="balanced: weight the loss by inverse class frequency (unbalanced labels)")
     parser.add_argument("--patience", type=int, help="stop after this many evaluations without a better score")
@@ -84,17 +97,20 @@ def options_from(args) -> FinetuneOptions:
     if args.task == "pair" and not args.text2_field:
         raise InputError("--task pair needs --text2-field (the second text of each pair).")
     for name in ("max_len", "batch_size"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive.")
     if args.layer_decay is not None and not 0 < args.layer_decay <= 1:
         raise InputError(f"--layer-decay {args.layer_decay}: must be in (0, 1].")
-    if args.epochs <= 0 or args.lr <= 0 or not 0 < args.valid_fraction < 1:
+    if (args.epochs is not None and args.epochs <= 0) or (args.lr is not None and args.lr <= 0) \
+            or not 0 < args.valid_fraction < 1:
         raise InputError("--epochs and --lr must be positive and --valid-fraction in (0, 1).")
     task = "classify" if args.task == "pair" else args.task
-    if args.qa_stride <= 0:
-        raise InputError(f"--qa-stride must be positive, got {args.qa_stride}.")
+    if args.qa_stride <= 0 or args.chunks <= 0:
+        raise InputError(f"--qa-stride and --chunks must be positive, got {args.qa_stride} and {args.chunks}.")
+    if args.chunks > 1 and (task != "classify" or args.text2_field):
+        raise InputError("--chunks reads long single texts: it is for --task classify without --text2-field.")
     fields = TaskFields(task, args.text_field, args.text2_field, args.label_field, args.valid_fraction, args.joint_pos,
-                        args.qa_stride)
+                        args.qa_stride, args.chunks)
     return FinetuneOptions(
         out=args.out, data=args.data, fields=fields, init=args.init, model=args.model, preset=args.preset,
         tokenizer=args.tokenizer, max_len=args.max_len, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

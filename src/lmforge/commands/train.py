@@ -19,7 +19,7 @@ from pathlib import Path
 from lmforge.config import add_config_args, read_toml, values_from_args
 from lmforge.data.shards import read_meta
 from lmforge.errors import InputError
-from lmforge.models import MODELS
+from lmforge.models import ALL_MODELS, MODELS, TASK_MODELS
 from lmforge.runs import read_run_config, run_contract
 from lmforge.training.loop import TrainConfig
 from lmforge.training.runs import new_run, resolve_configs, resume
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--data", type=Path, help="token shard directory (output of `lmforge tokenize`)")
     parser.add_argument("--out", type=Path, help="run directory to create")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last checkpoint")
-    parser.add_argument("--model", default="gpt", choices=sorted(MODELS),
+    parser.add_argument("--model", default="gpt", choices=sorted(ALL_MODELS),
                         help="model family: " + "; ".join(f"{n}: {s.summary}" for n, s in MODELS.items()))
     presets = MODELS[family].presets if family in MODELS else {}
     parser.add_argument("--preset", default="tiny", help=f"size preset ({family}: {', '.join(presets)})")
@@ -86,6 +86,9 @@ def start_run(args: argparse.Namespace) -> dict:
     """A new run: resolve configs, write config.toml and tokenizer.json into --out, then train."""
     if args.data is None or args.out is None:
         raise InputError("train: pass --data SHARDS and --out RUN for a new run, or --resume RUN.")
+    if args.model in TASK_MODELS:
+        raise InputError(f"--model {args.model}: a task body with no language-model objective; train it on a task with "
+                         f"`lmforge finetune --task classify --model {args.model} --data DATA --out RUN`.")
     _refuse_foreign_flags(args, args.model)
     meta = read_meta(args.data)
     file_values = read_toml(args.config) if args.config else {}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmforge.data.documents import UNSPACED_CHARS, Document, count_words, script_words
+from lmforge.data.language_filters import thresholds_for, words_of
 from lmforge.data.minhash import ngram_keys
 from lmforge.data.stopwords import GOPHER_STOPWORDS
 
@@ -19,6 +20,7 @@ _TOKEN_WITH_LETTER = re.compile(r"\S*[^\W\d_]\S*")
 _TERMINAL = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？", "」", "』")
 _SENTENCE_END = re.compile(r"[.!?]+(\s|$)|[。！？]+")
 _UNSPACED_CHAR = re.compile(f"[{UNSPACED_CHARS}]")
+_PUNCTUATION = re.compile(r"[^\w\s]+")
 
 
 @dataclass
@@ -61,18 +63,27 @@ DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
 def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
-    """Gopher's quality rules; a character of an unspaced script (Chinese, Japanese, Thai, ...) counts
-    as a word, and for text mostly in such scripts the English-specific rules (mean word length,
-    English stop words) do not apply."""
-    words = script_words(doc.text)
-    n = len(words)
+    """Gopher's quality rules. A document identified as a language with FineWeb-2 thresholds
+    (language_filters.py) is split into that language's words and judged by its thresholds and stop
+    words; otherwise a character of an unspaced script (Chinese, Japanese, Thai, ...) counts as a word,
+    and for text mostly in such scripts the English-specific rules (mean word length, English stop
+    words) do not apply."""
+    language = thresholds_for(doc.meta.get("lang"))
+    if language is not None:
+        words = words_of(doc.text, language.segmenter)
+        content = [w for w in words if not _PUNCTUATION.fullmatch(w)]   # FineWeb-2 counts words sans symbols
+    else:
+        words = content = script_words(doc.text)
+    n = len(content)
     if n < config.min_words:
         return "gopher_short_document"
     if n > config.max_words:
         return "gopher_long_document"
-    unspaced = len(_UNSPACED_CHAR.findall(doc.text)) / n > 0.5
-    mean_length = sum(map(len, words)) / n
-    if not unspaced and not config.min_mean_word_length <= mean_length <= config.max_mean_word_length:
+    unspaced = language is None and len(_UNSPACED_CHAR.findall(doc.text)) / n > 0.5
+    shortest, longest = (language.min_mean_word_length, language.max_mean_word_length) if language \
+        else (config.min_mean_word_length, config.max_mean_word_length)
+    mean_length = sum(map(len, content)) / n
+    if not unspaced and not shortest <= mean_length <= longest:
         return "gopher_mean_word_length"
     symbols = doc.text.count("#") + doc.text.count("...") + doc.text.count("…")
     if symbols / n > config.max_symbol_word_ratio:
@@ -83,19 +94,23 @@ def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
     ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
     if lines and ellipsis / len(lines) > config.max_ellipsis_lines_ratio:
         return "gopher_ellipsis_lines"
-    tokens = len(doc.text.split())
-    with_letter = len(_TOKEN_WITH_LETTER.findall(doc.text))
-    if tokens and (tokens - with_letter) / tokens > config.max_non_alpha_words_ratio:
+    if language is not None:
+        tokens, with_letter = len(words), sum(any(c.isalpha() for c in w) for w in words)
+    else:
+        tokens, with_letter = len(doc.text.split()), len(_TOKEN_WITH_LETTER.findall(doc.text))
+    most = language.max_non_alpha_words_ratio if language else config.max_non_alpha_words_ratio
+    if tokens and (tokens - with_letter) / tokens > most:
         return "gopher_non_alpha_words"
-    if not unspaced and _count_stop_words(words, config.min_stop_words) < config.min_stop_words:
+    stopwords = language.stopwords if language else GOPHER_STOPWORDS
+    if not unspaced and _count_stop_words(content, config.min_stop_words, stopwords) < config.min_stop_words:
         return "gopher_stop_words"
     return None
 
 
-def _count_stop_words(words: list[str], enough: int) -> int:
+def _count_stop_words(words, enough: int, stopwords) -> int:
     found = 0
     for word in words:
-        if word.lower() in GOPHER_STOPWORDS:
+        if word.lower() in stopwords:
             found += 1
             if found >= enough:
                 break
@@ -150,20 +165,23 @@ def gopher_repetition(doc: Document, config: QualityConfig) -> str | None:
         return "gopher_duplicate_paragraph_chars"
     lines = re.split(r"\n+", text)
     count, chars = _duplicates(lines)
-    if count / len(lines) > config.max_duplicate_line_fraction:
+    language = thresholds_for(doc.meta.get("lang"))
+    most = language.max_duplicate_line_fraction if language else config.max_duplicate_line_fraction
+    if count / len(lines) > most:
         return "gopher_duplicate_lines"
     if chars / size > config.max_duplicate_line_char_fraction:
         return "gopher_duplicate_line_chars"
-    words = script_words(text.lower())
+    words = [w.lower() for w in words_of(text, language.segmenter)] if language else script_words(text.lower())
+    top_max, dup_max = (language.top_ngram_max, language.dup_ngram_max) if language else (TOP_NGRAM_MAX, DUP_NGRAM_MAX)
     vocabulary: dict[str, int] = {}
     ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in words], dtype=np.uint64)
     lengths = np.array([len(w) for w in words], dtype=np.int64)
-    for n, limit in TOP_NGRAM_MAX.items():
+    for n, limit in top_max.items():
         if len(words) >= n:
             gram_chars = _window_sums(lengths, n) + (n - 1)  # joined with spaces
             if _top_ngram_chars(ngram_keys(ids, n), gram_chars) / size > limit:
                 return f"gopher_top_{n}gram"
-    for n, limit in DUP_NGRAM_MAX.items():
+    for n, limit in dup_max.items():
         if len(words) >= n and _repeated_ngram_chars(ngram_keys(ids, n), _window_sums(lengths, n), n) / size > limit:
             return f"gopher_duplicated_{n}grams"
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lmforge.models import bert, gpt, rnn
+from lmforge.models import bag_of_ngrams, bert, birnn, gpt, rnn
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,8 @@ class ModelSpec:
     module_cls: type
     presets: dict[str, dict]
     kind: str
-    """decoder (generates through new_state/step) or encoder (hidden states for heads; no generation)."""
+    """decoder (generates through new_state/step), encoder (hidden states for heads; no generation) or
+    task (a task body trained only with a head, by `finetune --model`; no pretraining objective)."""
     summary: str
     fixed: dict = field(default_factory=dict)
     """Config fields the family name decides (e.g. the recurrent cell); not command-line flags."""
@@ -32,3 +33,15 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
     ModelSpec("bert", bert.BERTConfig, bert.BERT, bert.PRESETS, "encoder",
               "BERT-style bidirectional encoder, masked LM"),
 ]}
+
+# Task bodies: no language-model objective of their own, so `train` does not offer them; `finetune
+# --model NAME` trains them from scratch with a head (on word vectors with --init-embeddings).
+TASK_MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
+    ModelSpec("bilstm", birnn.BiRNNConfig, birnn.BiRNNEncoder, birnn.PRESETS, "task",
+              "bidirectional LSTM encoder (max pooling for texts, a state per token for tags)", {"cell": "lstm"}),
+    ModelSpec("bigru", birnn.BiRNNConfig, birnn.BiRNNEncoder, birnn.PRESETS, "task",
+              "bidirectional GRU encoder", {"cell": "gru"}),
+    ModelSpec("fasttext", bag_of_ngrams.BagConfig, bag_of_ngrams.BagOfNgrams, bag_of_ngrams.PRESETS, "task",
+              "fastText-style bag of token and hashed n-gram embeddings, averaged, linear classifier"),
+]}
+ALL_MODELS: dict[str, ModelSpec] = {**MODELS, **TASK_MODELS}

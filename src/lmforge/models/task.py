@@ -1,7 +1,8 @@
 """A backbone of any family with a task head: what fine-tuning trains and `predict` runs.
 
 `hidden(tokens, mask, segments)` gives the backbone's states (B, T, d): an encoder reads the padding
-mask and segments; a decoder or recurrent model reads left to right, so right padding never reaches
+mask and segments (the task bodies, a BiLSTM and a bag of n-grams, read the mask); a decoder or
+recurrent model reads left to right, so right padding never reaches
 the real tokens. The head (models/heads.py) is applied by the objective, as the LM heads are."""
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lmforge.models.bag_of_ngrams import BagOfNgrams
 from lmforge.models.bert import BERT
+from lmforge.models.birnn import BiRNNEncoder
 from lmforge.models.heads import POOLINGS, SequenceHead, TokenHead
 from lmforge.models.rnn import RNNLM
 
@@ -60,6 +63,8 @@ class TaskModel(nn.Module):
     def hidden(self, tokens: Tensor, mask: Tensor, segments: Tensor | None = None) -> Tensor:
         if isinstance(self.backbone, BERT):
             return self.backbone.hidden(tokens, mask, segments)
+        if isinstance(self.backbone, (BiRNNEncoder, BagOfNgrams)):
+            return self.backbone.hidden(tokens, mask)
         if isinstance(self.backbone, RNNLM):
             return self.backbone.hidden(tokens)[0]
         return self.backbone.hidden(tokens)

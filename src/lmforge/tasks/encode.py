@@ -23,7 +23,7 @@ class Encoded:
     segments: list[np.ndarray] | None
     labels: np.ndarray               # (N,) ids, (N, L) multi-hot, or per-example arrays for tagging
     word_starts: list[np.ndarray] | None = None   # tagging: token positions of each word's first piece
-    origin: list[tuple[int, int]] | None = None   # tagging: (sentence, first word) of each sequence
+    origin: list[tuple[int, int]] | None = None   # (sentence, first word) of a tagged sequence, or (text, window)
 
 
 class Labels:
@@ -151,18 +151,55 @@ def tag_targets(starts: list[np.ndarray], lengths: list[int], tag_ids: list[np.n
     return out
 
 
+def encode_chunks(tokenizer, encoder: bool, texts: list[str], max_len: int, chunks: int):
+    """Each text as up to `chunks` sequences of max_len tokens: all its windows when it has that many or
+    fewer, else `chunks` windows spread evenly from its start to its end. Returns the ids and each
+    sequence's (text, window) origin."""
+    if encoder:
+        before, after = [special(tokenizer, "cls")], [special(tokenizer, "sep")]
+    else:
+        before, after = [], [special(tokenizer, "eos")]
+    budget = max(1, max_len - len(before) - len(after))
+    ids, origin = [], []
+    for number, tokens in enumerate(tokenizer.encode_batch(texts)):
+        windows = [tokens[start:start + budget] for start in range(0, max(len(tokens), 1), budget)]
+        if len(windows) > chunks:
+            windows = [windows[i] for i in np.unique(np.linspace(0, len(windows) - 1, chunks).round().astype(int))]
+        for k, window in enumerate(windows):
+            ids.append(np.asarray(before + list(window) + after, dtype=np.int64))
+            origin.append((number, k))
+    return ids, origin
+
+
+def mean_by_origin(rows: np.ndarray, origin: list[tuple[int, int]]) -> np.ndarray:
+    """(sequences, labels) logits -> (texts, labels): the mean over each text's windows."""
+    texts = np.array([number for number, _ in origin])
+    sums = np.zeros((texts.max() + 1 if len(texts) else 0, rows.shape[1]), dtype=np.float64)
+    np.add.at(sums, texts, rows)
+    return sums / np.bincount(texts, minlength=len(sums))[:, None]
+
+
 def encode_classification(examples, tokenizer, encoder: bool, max_len: int, labels: Labels,
-                          multi_label: bool) -> tuple[Encoded, list[str]]:
-    """Encoded texts (pairs when the examples have text2) and label ids; the unseen label names."""
+                          multi_label: bool, chunks: int = 1) -> tuple[Encoded, list[str]]:
+    """Encoded texts (pairs when the examples have text2) and label ids; the unseen label names. With
+    `chunks` > 1 a long single text becomes several sequences, each with the text's label, and `origin`
+    maps them back (predictions average their logits)."""
     pairs = bool(examples) and examples[0].text2 is not None
-    ids, segments = encode_texts(tokenizer, encoder, [e.text for e in examples],
-                                 [e.text2 or "" for e in examples] if pairs else None, max_len)
+    origin = None
+    if chunks > 1 and not pairs:
+        ids, origin = encode_chunks(tokenizer, encoder, [e.text for e in examples], max_len, chunks)
+        segments = None
+    else:
+        ids, segments = encode_texts(tokenizer, encoder, [e.text for e in examples],
+                                     [e.text2 or "" for e in examples] if pairs else None, max_len)
     values = [e.label for e in examples]
     if multi_label:
         y, unseen = labels.multi_hot([v if isinstance(v, list) else [v] for v in values])
     else:
         y, unseen = labels.ids(values)
-    return Encoded(ids, segments, y), unseen
+    if origin is not None:
+        y = y[[number for number, _ in origin]]
+    return Encoded(ids, segments, y, origin=origin), unseen
 
 
 def encode_tagging(sentences, tokenizer, encoder: bool, max_len: int, tags: Labels) -> tuple[Encoded, list[str], int]:

@@ -21,6 +21,7 @@ class TaskFields:
     valid_fraction: float = 0.1
     joint_pos: bool = False         # segment: tag characters with BMES joined to the word's POS
     qa_stride: int = 64             # qa: tokens between the starts of a long context's windows
+    chunks: int = 1                 # classify: windows of max_len tokens read from a long text (1: cut it)
 
     @property
     def tagging(self) -> bool:

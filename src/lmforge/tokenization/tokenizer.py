@@ -22,7 +22,9 @@ def _kind_of(spec: dict) -> str:
     model = spec["model"]["type"]
     if model == "BPE":
         return "bpe" if spec["model"].get("merges") else "byte"
-    return {"WordPiece": "wordpiece", "Unigram": "unigram", "WordLevel": "char"}.get(model, model.lower())
+    if model == "WordLevel":   # one token per character, or per word
+        return "char" if (spec.get("pre_tokenizer") or {}).get("type") == "Split" else "word"
+    return {"WordPiece": "wordpiece", "Unigram": "unigram"}.get(model, model.lower())
 
 
 class Tokenizer:
@@ -57,7 +59,7 @@ class Tokenizer:
         if missing:
             encoder = " ".join(ROLES[r] for r in ENCODER_ROLES)
             raise InputError(f"{self.path}: this tokenizer has no {' '.join(missing)} token, which {purpose} needs. "
-                             f"Tokenizers trained by this lmforge (every --kind: bpe, byte, wordpiece, unigram, char) "
+                             f"Tokenizers trained by this lmforge (every --kind) "
                              f"carry {encoder}; retrain one with `lmforge tokenizer train` and re-tokenize.")
 
     @cached_property
@@ -124,8 +126,8 @@ class Tokenizer:
     # --- for bits-per-byte ---------------------------------------------------------------------
     def token_byte_lengths(self) -> np.ndarray | None:
         """UTF-8 bytes each token stands for (0 for special tokens), or None when not exact
-        (WordPiece drops whitespace, so its byte count comes from the corpus ratio instead)."""
-        if self.kind == "wordpiece":
+        (WordPiece and word tokenizers drop whitespace, so their byte count comes from the corpus ratio)."""
+        if self.kind in ("wordpiece", "word"):
             return None
         lengths = np.zeros(self.vocab_size, dtype=np.int64)
         specials = {t["id"] for t in self.spec["added_tokens"]}

@@ -14,7 +14,7 @@ from lmforge.tokenization.specials import UNK, special_tokens
 
 # tokenizers' progress bars print stray newlines to stdout when it is not a terminal
 _SHOW_PROGRESS = sys.stderr.isatty() and sys.stdout.isatty()
-KINDS = ("bpe", "byte", "wordpiece", "unigram", "char")
+KINDS = ("bpe", "byte", "wordpiece", "unigram", "char", "word")
 # The GPT-4 (cl100k) split: words with a leading non-letter, numbers of 1-3 digits, punctuation
 # runs, newlines. tiktoken and tokenizers both understand it, so both split text identically.
 SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
@@ -89,6 +89,20 @@ def train_char(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     return tokenizer
 
 
+def train_word(texts: Iterable[str], vocab_size: int, lowercase: bool = True) -> Tokenizer:
+    """Whole words and punctuation marks (BERT's pre-tokenizer split), the most frequent first; the rest
+    are <|unk|>. For bag-of-words models and word vectors, where a word is the unit; lower-cased by
+    default, as bag-of-words features usually are (tagging keeps case: capitals mark proper nouns)."""
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special_tokens("word"),
+                                        show_progress=_SHOW_PROGRESS)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
 def _counting(texts: Iterable[str], seen: list[int]) -> Iterator[str]:
     for text in texts:
         seen[0] += 1
@@ -105,14 +119,15 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, source: st
     if vocab_size < minimum:
         raise InputError(f"--vocab-size {vocab_size}: too small for a {kind} tokenizer; use at least {minimum}.")
     seen = [0]
-    trainer = {"bpe": train_bpe, "wordpiece": train_wordpiece, "unigram": train_unigram, "char": train_char}[kind]
+    trainer = {"bpe": train_bpe, "wordpiece": train_wordpiece, "unigram": train_unigram, "char": train_char,
+               "word": train_word}[kind]
     tokenizer = trainer(_counting(texts, seen), vocab_size)
     if seen[0] == 0:
         raise InputError(f"{source}: no training documents; run `lmforge prepare` on a non-empty corpus.")
     got = tokenizer.get_vocab_size()
     # the Unigram trainer prunes to about (not exactly) the requested size
     enough = 0.75 * vocab_size if kind == "unigram" else vocab_size
-    if kind != "char" and got < enough:
+    if kind not in ("char", "word") and got < enough:   # these take the vocabulary the corpus has
         raise InputError(f"{source}: the corpus supports only {got} {kind} tokens, fewer than --vocab-size "
                          f"{vocab_size}; pass --vocab-size {got} or less, or add more text.")
     return tokenizer

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.evaluation.classification import confusion_matrix, precision_recall_f1
-from lmforge.tasks.encode import IGNORE, Encoded
+from lmforge.tasks.encode import IGNORE, Encoded, mean_by_origin
 from lmforge.training.task_batches import TaskSampler, batches_in_order
 
 
@@ -92,6 +92,9 @@ def validation_score(task: TaskTraining, logits: list[np.ndarray], encoded: Enco
         tp = (predicted & gold).sum()
         return loss, float(2 * tp / max(predicted.sum() + gold.sum(), 1)), "micro_f1"
     gold = np.asarray(encoded.labels)
+    if encoded.origin is not None:   # windows of long texts: score each text on its windows' mean logits
+        firsts = np.unique([number for number, _ in encoded.origin], return_index=True)[1]
+        stacked, gold = mean_by_origin(stacked, encoded.origin).astype(np.float32), gold[firsts]
     known = gold >= 0
     loss = F.cross_entropy(torch.from_numpy(stacked[known]), torch.from_numpy(gold[known])).item()
     confusion = confusion_matrix(gold[known], stacked[known].argmax(axis=1), task.n_labels)

@@ -283,11 +283,11 @@ def train(setup: TrainSetup) -> dict:
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
 
     raw_model = setup.model.to(device)
-    recipe = RECIPES[setup.family]
+    task = setup.task
+    recipe = None if task else RECIPES[setup.family]   # a task run brings its own sampler and objective
     seq_len = _seq_len(config, raw_model)
     ctx = DataContext(seq_len, config.batch_size, config.grad_accum, config.seed, setup.tokenizer, config.mask_rate,
                       config.whole_word_mask, info.rank, info.world_size, str(setup.run_dir))
-    task = setup.task
     sampler = task.sampler(ctx) if task else recipe.sampler(setup.train_tokens, ctx)
     validation = task.validation(config.batch_size, device, autocast_dtype) if task \
         else Validation(setup, recipe, ctx, info, device, autocast_dtype)

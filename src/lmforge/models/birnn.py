@@ -1,0 +1,82 @@
+"""A bidirectional recurrent encoder (BiLSTM or BiGRU) for task heads: each position's state reads the
+whole text, left to right and right to left. It is not a language model (a position sees its own
+future), so it is trained only with a task head, from scratch or on word vectors (--init-embeddings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass
+class BiRNNConfig:
+    vocab_size: int = 8192
+    """Tokens in the vocabulary; must match the tokenizer."""
+    cell: str = field(default="lstm", metadata={"cli": False})
+    """lstm or gru; chosen by the family name (bilstm, bigru)."""
+    d_embed: int = 100
+    """Token embedding size (100 or 300 match the usual word vectors)."""
+    d_model: int = 256
+    """Size of each output state: both directions together, d_model / 2 each."""
+    n_layers: int = 1
+    """Stacked bidirectional layers."""
+    dropout: float = 0.3
+    """Dropout on the embeddings, between layers and on the output states."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}"),
+            (self.vocab_size > 0 and self.d_embed > 0, "vocab_size and d_embed must be positive"),
+            (self.d_model > 0 and self.d_model % 2 == 0, f"d_model must be positive and even, got {self.d_model}"),
+            (self.n_layers > 0, f"n_layers must be positive, got {self.n_layers}"),
+            (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(d_model=256, n_layers=1),
+    "small": dict(d_model=512, n_layers=2),
+    "medium": dict(d_model=1024, n_layers=2, d_embed=300),
+}
+
+
+class BiRNNEncoder(nn.Module):
+    def __init__(self, config: BiRNNConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_embed)
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = CELLS[config.cell](config.d_embed, config.d_model // 2, config.n_layers, batch_first=True,
+                                      bidirectional=True, dropout=config.dropout if config.n_layers > 1 else 0.0)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        if config.cell == "lstm":   # forget gates start open, as in the language models
+            d = config.d_model // 2
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        param[d:2 * d].fill_(1.0)
+
+    def hidden(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """States (B, T, d_model) of right-padded rows: packed by length, so the right-to-left pass
+        starts at each row's last real token, never at its padding; padded positions are zeros."""
+        x = self.dropout(self.embed(tokens))                                  # (B, T, d_embed)
+        lengths = mask.long().sum(dim=1).clamp_min(1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.size(1))  # (B, T, d_model)
+        return self.dropout(out)
+
+    def num_params(self, embeddings: bool = True) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        return total if embeddings else total - self.embed.weight.numel()
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        return 6 * sum(p.numel() for name, p in self.rnn.named_parameters() if name.startswith("weight"))

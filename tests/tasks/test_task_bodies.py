@@ -1,0 +1,149 @@
+"""The task bodies trained only with a head: a BiLSTM/BiGRU encoder and a fastText-style bag of n-grams,
+on a word tokenizer of the training texts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.conftest import assert_input_error
+from tests.tasks.test_finetune import keyword_examples, write_jsonl
+
+from lmforge.models.bag_of_ngrams import BagConfig, BagOfNgrams, ngram_buckets
+from lmforge.models.birnn import BiRNNConfig, BiRNNEncoder
+from lmforge.tokenization.tokenizer import Tokenizer
+
+FAST = ["--epochs", "8", "--batch-size", "16", "--threads", "1", "--max-len", "32"]
+
+
+@pytest.fixture(scope="module")
+def keyword_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keyword")
+    write_jsonl(folder / "train.jsonl", keyword_examples(240, 0))
+    write_jsonl(folder / "valid.jsonl", keyword_examples(60, 1))
+    return folder
+
+
+def test_bilstm_states_of_a_row_do_not_depend_on_its_padding():
+    torch.manual_seed(0)
+    model = BiRNNEncoder(BiRNNConfig(vocab_size=20, d_embed=8, d_model=12, dropout=0.0)).eval()
+    row = torch.tensor([[3, 4, 5]])
+    alone = model.hidden(row, torch.ones_like(row, dtype=torch.bool))
+    padded = torch.tensor([[3, 4, 5, 0, 0], [6, 7, 8, 9, 10]])
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    both = model.hidden(padded, mask)
+    assert both.shape == (2, 5, 12)
+    # the right-to-left half starts at the last real token, not at the padding
+    torch.testing.assert_close(both[0, :3], alone[0])
+    assert both[0, 3:].abs().max() == 0
+
+
+def test_ngram_buckets_depend_on_the_tokens_and_their_order_not_the_position():
+    tokens = torch.tensor([[5, 6, 7, 5, 6], [6, 5, 6, 5, 9]])
+    buckets = ngram_buckets(tokens, 2, 1000, start_id=50)
+    assert buckets[0, 1] == buckets[0, 4]          # (5, 6) at two positions
+    assert buckets[1, 2] == buckets[0, 1]          # and in another row
+    assert buckets[1, 1] != buckets[0, 1]          # (6, 5) is another bigram
+    assert int(buckets.min()) >= 0 and int(buckets.max()) < 1000
+    trigrams = ngram_buckets(tokens, 3, 1000, start_id=50)
+    assert trigrams[0, 2] == ngram_buckets(torch.tensor([[5, 6, 7]]), 3, 1000, start_id=50)[0, 2]
+
+
+def test_bag_of_ngrams_mean_is_the_average_of_word_and_bigram_embeddings():
+    model = BagOfNgrams(BagConfig(vocab_size=10, d_model=4, ngrams=2, buckets=16))
+    tokens = torch.tensor([[1, 2, 3]])
+    hidden = model.hidden(tokens, torch.ones_like(tokens, dtype=torch.bool))
+    bigrams = ngram_buckets(tokens, 2, 16, start_id=10)[0]
+    expected = model.embed.weight[[1, 2, 3]] + model.ngram_embed.weight[bigrams]
+    torch.testing.assert_close(hidden[0], expected)
+
+
+@pytest.mark.parametrize("family", ["fasttext", "bilstm"])
+def test_task_bodies_learn_a_keyword_classifier_on_their_own_word_tokenizer(cli, keyword_data, tmp_path, family):
+    run = tmp_path / family
+    out = cli("finetune", "--task", "classify", "--model", family, "--data", keyword_data, *FAST, "--out", run,
+              "--json")
+    assert out.code == 0, out.err
+    assert out.json()["valid"]["accuracy"] >= 0.9, out.json()["valid"]
+    assert Tokenizer(run).kind == "word"
+    predicted = cli("predict", "--run", run, "A GOOD river", "the bad engine", "--json").json()
+    assert [p["label"] for p in predicted["predictions"]] == ["pos", "neg"]
+    again = cli("eval", "--run", run, "--json")
+    assert again.code == 0 and again.json()["accuracy"] == out.json()["valid"]["accuracy"]
+
+
+def test_bilstm_tagger_keeps_case_and_learns_tags(cli, tmp_path):
+    import random
+
+    from tests.conftest import WORDS
+
+    rng = random.Random(0)
+    for split, n in (("train", 300), ("valid", 60)):
+        lines = []
+        for _ in range(n):
+            for _ in range(rng.randint(3, 9)):
+                word = rng.choice(WORDS)
+                capital = rng.random() < 0.3
+                lines.append(f"{word.title() if capital else word}\t{'NAME' if capital else 'WORD'}")
+            lines.append("")
+        (tmp_path / f"{split}.conll").write_text("\n".join(lines))
+    out = cli("finetune", "--task", "tag", "--model", "bilstm", "--data", tmp_path, *FAST, "--lr", "5e-3",
+              "--out", tmp_path / "run", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["valid"]["token_accuracy"] >= 0.95, out.json()["valid"]
+    tagged = cli("predict", "--run", tmp_path / "run", "the River sleeps", "--json").json()["predictions"][0]
+    assert tagged["tags"] == ["WORD", "NAME", "WORD"]
+
+
+def test_task_bodies_are_not_language_models(cli, prepared, tmp_path):
+    out = cli("train", "--model", "bilstm", "--data", prepared["shards"], "--out", tmp_path / "x")
+    assert out.code == 2 and "bilstm" in out.err
+
+
+def test_chunks_read_the_end_of_a_long_text(cli, tmp_path):
+    """The label's keyword sits after the first --max-len tokens: cut texts cannot learn it; texts read as
+    windows (--chunks) can, and a prediction averages the windows."""
+    import random
+
+    from tests.conftest import WORDS
+
+    rng = random.Random(2)
+    for split, n in (("train", 200), ("valid", 60)):
+        records = []
+        for _ in range(n):
+            label = rng.choice(["pos", "neg"])
+            words = [rng.choice(WORDS) for _ in range(30)] + ["good" if label == "pos" else "bad"]
+            records.append({"text": " ".join(words), "label": label})
+        write_jsonl(tmp_path / f"{split}.jsonl", records)
+    args = ["finetune", "--task", "classify", "--model", "fasttext", "--data", tmp_path, "--max-len", "12",
+            "--epochs", "8", "--threads", "1", "--json"]
+    cut = cli(*args, "--out", tmp_path / "cut").json()
+    windows = cli(*args, "--chunks", "4", "--out", tmp_path / "windows")
+    assert windows.code == 0, windows.err
+    assert cut["valid"]["accuracy"] < 0.75 and windows.json()["valid"]["accuracy"] >= 0.85
+    assert windows.json()["examples"]["valid"] == 60 and windows.json()["notes"]["valid"]["windows"] == 180
+    texts = [" ".join(["river"] * 30 + [keyword]) for keyword in ("good", "bad")]
+    good, bad = cli("predict", "--run", tmp_path / "windows", *texts, "--json").json()["predictions"]
+    assert good["probabilities"]["pos"] > bad["probabilities"]["pos"]   # the last window decides
+    assert_input_error(cli(*args, "--chunks", "0", "--out", tmp_path / "x"), "--chunks")
+
+
+def test_encode_chunks_spreads_windows_and_means_map_back():
+    import numpy as np
+
+    from lmforge.tasks.encode import encode_chunks, mean_by_origin
+
+    class Words:   # one token per word, ids = word lengths; cls 1, sep 2, eos 3
+        special_ids = {"cls": 1, "sep": 2, "eos": 3}
+
+        def require(self, *roles, purpose):
+            pass
+
+        def encode_batch(self, texts):
+            return [[len(w) + 10 for w in t.split()] for t in texts]
+
+    ids, origin = encode_chunks(Words(), True, ["a bb ccc dddd eeeee ffffff ggggggg", "a"], 4, 3)
+    # windows of 2 tokens: [11 12] [13 14] [15 16] [17]; 3 spread evenly keep the first, one middle, the last
+    assert [list(i) for i in ids] == [[1, 11, 12, 2], [1, 15, 16, 2], [1, 17, 2], [1, 11, 2]]
+    assert origin[-1] == (1, 0) and [o[0] for o in origin] == [0, 0, 0, 1]
+    means = mean_by_origin(np.array([[1.0, 0], [3, 0], [5, 0], [7, 7]]), origin)
+    assert means.tolist() == [[3.0, 0.0], [7.0, 7.0]]
