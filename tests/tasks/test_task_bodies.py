@@ -147,3 +147,26 @@ def test_encode_chunks_spreads_windows_and_means_map_back():
     assert origin[-1] == (1, 0) and [o[0] for o in origin] == [0, 0, 0, 1]
     means = mean_by_origin(np.array([[1.0, 0], [3, 0], [5, 0], [7, 7]]), origin)
     assert means.tolist() == [[3.0, 0.0], [7.0, 7.0]]
+
+
+def test_sparse_table_gradients_clip_like_dense_ones_and_train_with_sparse_adam():
+    from torch import nn
+
+    from lmforge.models.task import TaskHeadConfig, TaskModel
+    from lmforge.training.optim import build_optimizers, clip_gradients
+
+    torch.manual_seed(0)
+    pair = [nn.Embedding(10, 3, sparse=sparse) for sparse in (True, False)]
+    pair[1].weight.data.copy_(pair[0].weight.data)
+    for table in pair:
+        (table(torch.tensor([1, 1, 4])) * torch.tensor([1.0, 2.0, 3.0])[:, None]).sum().backward()
+    norms = [clip_gradients(list(t.parameters()), 0.5) for t in pair]   # the repeated row 1 is summed first
+    assert norms[0] == pytest.approx(norms[1], rel=1e-6) and norms[0] > 0.5
+    torch.testing.assert_close(pair[0].weight.grad.to_dense(), pair[1].weight.grad)
+    model = TaskModel(BagOfNgrams(BagConfig(vocab_size=10, d_model=4, buckets=16)), TaskHeadConfig(n_labels=2))
+    optimizers = build_optimizers(model, name="adamw", lr=1e-2, weight_decay=0.01, betas=(0.9, 0.99), muon_lr=0.0,
+                                  device=torch.device("cpu"))
+    kinds = [type(o).__name__ for o in optimizers.optimizers]
+    assert kinds == ["AdamW", "SparseAdam"]
+    assert {id(p) for p in optimizers.optimizers[1].param_groups[0]["params"]} == \
+        {id(model.backbone.embed.weight), id(model.backbone.ngram_embed.weight)}

@@ -50,8 +50,9 @@ class BagOfNgrams(nn.Module):
     def __init__(self, config: BagConfig):
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.ngram_embed = nn.Embedding(config.buckets, config.d_model) if config.ngrams > 1 else None
+        # sparse: a batch touches a few hundred of the table's rows, and only those get gradients and updates
+        self.embed = nn.Embedding(config.vocab_size, config.d_model, sparse=True)
+        self.ngram_embed = nn.Embedding(config.buckets, config.d_model, sparse=True) if config.ngrams > 1 else None
         bound = 1.0 / config.d_model   # fastText's initialisation
         for table in (self.embed, self.ngram_embed):
             if table is not None:

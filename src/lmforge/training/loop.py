@@ -24,7 +24,7 @@ from lmforge.training.control import Budget, StopRequest
 from lmforge.training.finetune import TaskTraining
 from lmforge.training.metrics import MetricsLog, peak_flops
 from lmforge.training.objectives import OBJECTIVES, HiddenStates
-from lmforge.training.optim import build_optimizers
+from lmforge.training.optim import build_optimizers, clip_gradients
 from lmforge.training.recipes import RECIPES, DataContext, Recipe
 from lmforge.training.threads import default_threads
 
@@ -350,8 +350,7 @@ def train(setup: TrainSetup) -> dict:
                 loss.backward()
                 loss_sum += loss.detach()
             loss_value = distributed.all_reduce_mean(loss_sum, info).item()
-            grad_norm = (torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip).item()
-                         if config.grad_clip > 0 else 0.0)
+            grad_norm = clip_gradients(raw_model.parameters(), config.grad_clip) if config.grad_clip > 0 else 0.0
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
                 nan_streak += 1
                 if info.is_main:

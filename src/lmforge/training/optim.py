@@ -76,7 +76,19 @@ def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: fl
                      muon_lr: float, device: torch.device, layer_decay: float | None = None) -> Optimizers:
     """Matrices decay, vectors (norm gains, biases) do not. With Muon, the hidden matrices use Muon and
     everything else AdamW (as in the Muon paper). `layer_decay` (AdamW) scales each layer's LR."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    sparse = sparse_tables(model)
+    sparse_ids = {id(t) for t in sparse}
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in sparse_ids]
+    dense = _dense_optimizers(model, params, name, lr, weight_decay, betas, muon_lr, device, layer_decay)
+    if not sparse:
+        return Optimizers(dense)
+    # rows of big lookup tables: only those a batch touched are read and updated
+    return Optimizers([*dense, torch.optim.SparseAdam(sparse, lr=lr, betas=betas)])
+
+
+def _dense_optimizers(model, params, name, lr, weight_decay, betas, muon_lr, device, layer_decay) -> list:
+    if not params:
+        return []
     if layer_decay is not None:
         if name != "adamw":
             raise InputError("--layer-decay works with --optimizer adamw.")
@@ -84,9 +96,9 @@ def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: fl
         groups = {}
         for n, p in params:
             groups.setdefault((scales[n], p.dim() >= 2), []).append(p)
-        return Optimizers([torch.optim.AdamW(
+        return [torch.optim.AdamW(
             [{"params": ps, "lr": lr * scale, "weight_decay": weight_decay if matrix else 0.0}
-             for (scale, matrix), ps in groups.items()], lr=lr, betas=betas, fused=device.type in ("cuda", "cpu"))])
+             for (scale, matrix), ps in groups.items()], lr=lr, betas=betas, fused=device.type in ("cuda", "cpu"))]
     fused = device.type in ("cuda", "cpu")  # torch has fused AdamW kernels for both
     if name == "muon":
         hidden = muon_matrices(model)
@@ -97,10 +109,37 @@ def build_optimizers(model: nn.Module, *, name: str, lr: float, weight_decay: fl
         rest = [(n, p) for n, p in params if id(p) not in hidden_ids]
         adamw = _adamw(rest, lr, weight_decay, betas, fused)
         muon = torch.optim.Muon(hidden, lr=muon_lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
-        return Optimizers([adamw, muon])
+        return [adamw, muon]
     if name == "sgd":  # the classic recurrent-LM recipe: plain SGD at a large LR with tight clipping
-        return Optimizers([torch.optim.SGD([p for _, p in params], lr=lr, weight_decay=weight_decay)])
-    return Optimizers([_adamw(params, lr, weight_decay, betas, fused)])
+        return [torch.optim.SGD([p for _, p in params], lr=lr, weight_decay=weight_decay)]
+    return [_adamw(params, lr, weight_decay, betas, fused)]
+
+
+def sparse_tables(model: nn.Module) -> list[nn.Parameter]:
+    """Weights of embeddings built with sparse=True (a bag of n-grams' hashed buckets): their gradients
+    hold only the rows a batch used, which neither AdamW nor the usual gradient clipping accept."""
+    return [m.weight for m in model.modules()
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse and m.weight.requires_grad]
+
+
+def clip_gradients(parameters, max_norm: float) -> float:
+    """Scale the gradients to a total L2 norm of at most max_norm; returns the norm before. Sparse
+    gradients (rows of a lookup table) count their coalesced rows."""
+    parameters = [p for p in parameters if p.grad is not None]
+    if not any(p.grad.is_sparse for p in parameters):
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
+    squares = []
+    for p in parameters:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()   # repeated rows summed, so the norm is the true one
+            squares.append(p.grad._values().float().pow(2).sum())
+        else:
+            squares.append(p.grad.float().pow(2).sum())
+    total = torch.stack(squares).sum().sqrt().item()
+    if total > max_norm and math.isfinite(total):
+        for p in parameters:
+            p.grad.mul_(max_norm / (total + 1e-6))
+    return total
 
 
 def _adamw(params, lr, weight_decay, betas, fused) -> torch.optim.AdamW:
