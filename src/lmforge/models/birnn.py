@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lmforge.models.rnn import open_forget_gates
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -58,11 +59,7 @@ class BiRNNEncoder(nn.Module):
                                       bidirectional=True, dropout=config.dropout if config.n_layers > 1 else 0.0)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         if config.cell == "lstm":   # forget gates start open, as in the language models
-            d = config.d_model // 2
-            for name, param in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):
-                    with torch.no_grad():
-                        param[d:2 * d].fill_(1.0)
+            open_forget_gates(self.rnn)
 
     def hidden(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """States (B, T, d_model) of right-padded rows: packed by length, so the right-to-left pass

@@ -47,6 +47,15 @@ class RNNConfig:
                 raise ValueError(message)
 
 
+def open_forget_gates(lstm: nn.LSTM) -> None:
+    """Start every forget gate open (input bias 1; Jozefowicz et al.), in each layer and direction."""
+    d = lstm.hidden_size
+    for name, param in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            with torch.no_grad():
+                param[d:2 * d].fill_(1.0)  # gate order: input, forget, cell, output
+
+
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layers=2, d_model=256),
     "small": dict(n_layers=2, d_model=512),
@@ -74,11 +83,7 @@ class RNNLM(nn.Module):
         if not self.config.tie_embeddings:
             nn.init.uniform_(self.lm_head.weight, -0.1, 0.1)
         if self.config.cell == "lstm":
-            d = self.config.d_model
-            for name, param in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):
-                    with torch.no_grad():
-                        param[d:2 * d].fill_(1.0)  # gate order: input, forget, cell, output
+            open_forget_gates(self.rnn)
 
     def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
         if self.config.cell == "lstm":
