@@ -170,3 +170,20 @@ def test_sparse_table_gradients_clip_like_dense_ones_and_train_with_sparse_adam(
     assert kinds == ["AdamW", "SparseAdam"]
     assert {id(p) for p in optimizers.optimizers[1].param_groups[0]["params"]} == \
         {id(model.backbone.embed.weight), id(model.backbone.ngram_embed.weight)}
+
+
+def test_character_ngrams_are_hashed_per_vocabulary_entry_and_saved_with_the_run(cli, keyword_data, tmp_path):
+    from lmforge.models.bag_of_ngrams import char_ngram_table, fnv1a
+
+    assert fnv1a("") == 2166136261 and fnv1a("a") == 0xE40C292C   # the published FNV-1a test vectors
+    table = char_ngram_table(["ab", ""], 2, 3, 1000, 8)
+    # "<ab>": <a ab b> then <ab ab>; the empty (special) token has none
+    assert table[0, :5].tolist() == [fnv1a(g) % 1000 for g in ("<a", "ab", "b>", "<ab", "ab>")]
+    assert table[0, 5:].tolist() == [-1, -1, -1] and table[1].tolist() == [-1] * 8
+    run = tmp_path / "chars"
+    out = cli("finetune", "--task", "classify", "--model", "fasttext", "--model-args", "min_char_ngram=2",
+              "max_char_ngram=4", "--data", keyword_data, *FAST, "--out", run, "--json")
+    assert out.code == 0, out.err
+    assert out.json()["valid"]["accuracy"] >= 0.9
+    again = cli("eval", "--run", run, "--json")   # the table is a buffer of the weights file
+    assert again.code == 0 and again.json()["accuracy"] == out.json()["valid"]["accuracy"]

@@ -134,11 +134,14 @@ def _backbone(o: FinetuneOptions, splits):
                           {"vocab_size": tokenizer.vocab_size}, spec.fixed, source="--model-args")
     torch.manual_seed(o.seed)
     model = spec.module_cls(config)
+    specials = set(tokenizer.special_ids.values())
+    strings = ["" if i in specials else tokenizer.hf.id_to_token(i) or "" for i in range(tokenizer.vocab_size)]
+    if hasattr(model, "read_vocabulary"):   # a bag of n-grams hashes its tokens' character n-grams
+        model.read_vocabulary(strings)
     if o.init_embeddings is not None:   # e.g. an LSTM classifier on word2vec vectors
         from lmforge.training.embedding_init import freeze_embedding, init_embeddings
 
-        report = init_embeddings(model, [tokenizer.hf.id_to_token(i) or "" for i in range(tokenizer.vocab_size)],
-                                 o.init_embeddings)
+        report = init_embeddings(model, strings, o.init_embeddings)
         print(report.describe(), file=sys.stderr)
         if o.freeze_embeddings:
             freeze_embedding(model)
