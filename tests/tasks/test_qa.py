@@ -84,3 +84,16 @@ def test_bert_learns_planted_answers(cli, prepared, tmp_path):
     assert baseline.code == 0 and 0 <= baseline.json()["valid"]["f1"] <= 1
     assert_input_error(cli("finetune", "--task", "qa", "--model", "gpt", "--tokenizer", prepared["tokenizer"],
                            "--data", folder, "--out", tmp_path / "g"), "encoder")
+
+
+def test_a_bilstm_reads_qa_windows_in_both_directions(cli, tmp_path):
+    """bilstm (on its own word tokenizer) is accepted for span QA, as an encoder is."""
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    for split, n, seed in (("train", 160, 0), ("valid", 30, 1)):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in planted(n, seed)))
+    out = cli("finetune", "--task", "qa", "--model", "bilstm", "--data", folder, "--epochs", "8", "--batch-size",
+              "16", "--lr", "5e-3", "--threads", "1", "--max-len", "64", "--qa-stride", "32", "--out",
+              tmp_path / "bilstm", "--json")
+    assert out.code == 0, out.err
+    assert out.json()["valid"]["f1"] >= 0.5, out.json()["valid"]

@@ -9,7 +9,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +94,7 @@ def _label_values(splits, fields: TaskFields) -> list:
 def _settings(o: FinetuneOptions, family: str) -> FinetuneOptions:
     """The options with the family's defaults where none was given."""
     defaults = FAMILY_DEFAULTS.get(family, GENERAL_DEFAULTS)
-    chosen = {name: getattr(o, name) if getattr(o, name) is not None else value for name, value in defaults.items()}
-    return FinetuneOptions(**{**o.__dict__, **chosen})
+    return replace(o, **{name: value for name, value in defaults.items() if getattr(o, name) is None})
 
 
 def _word_tokenizer(o: FinetuneOptions, splits) -> Tokenizer:
@@ -104,6 +103,8 @@ def _word_tokenizer(o: FinetuneOptions, splits) -> Tokenizer:
 
     if o.fields.tagging:
         texts = [" ".join(s.words) for s in splits.train]
+    elif o.fields.task == "qa":
+        texts = [t for e in splits.train for t in (e.question, e.context)]
     else:
         texts = [t for e in splits.train for t in (e.text, e.text2) if t]
     out = Path(o.out)

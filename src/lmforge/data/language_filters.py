@@ -11,13 +11,15 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from lmforge.data.documents import script_words
 from lmforge.data.extras import require
 
 
 @dataclass(frozen=True)
 class LanguageThresholds:
     segmenter: str
-    """jieba (Chinese) or spaced (words and elided articles split by a regular expression)."""
+    """jieba (Chinese), spaced (words and elided articles split by a regular expression) or script (the
+    default rules: a character of an unspaced script is a word, see documents.script_words)."""
     min_mean_word_length: float
     max_mean_word_length: float
     max_non_alpha_words_ratio: float
@@ -68,6 +70,8 @@ def thresholds_for(lang: str | None) -> LanguageThresholds | None:
 def words_of(text: str, segmenter: str) -> tuple[str, ...]:
     """The document's words as the language's thresholds count them (punctuation marks are words too,
     as in the word tokenizers FineWeb-2 used; whitespace is not)."""
+    if segmenter == "script":
+        return tuple(script_words(text))
     if segmenter == "jieba":
         jieba = require("jieba", "Chinese word segmentation in the web quality filters")
         jieba.setLogLevel(60)   # its dictionary-loading chatter goes to stderr otherwise

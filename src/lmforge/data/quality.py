@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmforge.data.documents import UNSPACED_CHARS, Document, count_words, script_words
-from lmforge.data.language_filters import thresholds_for, words_of
+from lmforge.data.documents import UNSPACED_CHARS, Document, count_words
+from lmforge.data.language_filters import LanguageThresholds, thresholds_for, words_of
 from lmforge.data.minhash import ngram_keys
 from lmforge.data.stopwords import GOPHER_STOPWORDS
 
@@ -62,28 +62,32 @@ TOP_NGRAM_MAX = {2: 0.20, 3: 0.18, 4: 0.16}
 DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
+def rules_for(doc: Document, config: QualityConfig) -> LanguageThresholds:
+    """FineWeb-2's row for the document's identified language, or the default Gopher rules of `config`."""
+    return thresholds_for(doc.meta.get("lang")) or LanguageThresholds(
+        "script", config.min_mean_word_length, config.max_mean_word_length, config.max_non_alpha_words_ratio,
+        config.max_duplicate_line_fraction, TOP_NGRAM_MAX, DUP_NGRAM_MAX, GOPHER_STOPWORDS)
+
+
 def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
     """Gopher's quality rules. A document identified as a language with FineWeb-2 thresholds
     (language_filters.py) is split into that language's words and judged by its thresholds and stop
     words; otherwise a character of an unspaced script (Chinese, Japanese, Thai, ...) counts as a word,
     and for text mostly in such scripts the English-specific rules (mean word length, English stop
     words) do not apply."""
-    language = thresholds_for(doc.meta.get("lang"))
-    if language is not None:
-        words = words_of(doc.text, language.segmenter)
-        content = [w for w in words if not _PUNCTUATION.fullmatch(w)]   # FineWeb-2 counts words sans symbols
-    else:
-        words = content = script_words(doc.text)
+    rules = rules_for(doc, config)
+    default = rules.segmenter == "script"
+    words = words_of(doc.text, rules.segmenter)
+    # FineWeb-2 counts words without the punctuation its word tokenizers split off
+    content = words if default else [w for w in words if not _PUNCTUATION.fullmatch(w)]
     n = len(content)
     if n < config.min_words:
         return "gopher_short_document"
     if n > config.max_words:
         return "gopher_long_document"
-    unspaced = language is None and len(_UNSPACED_CHAR.findall(doc.text)) / n > 0.5
-    shortest, longest = (language.min_mean_word_length, language.max_mean_word_length) if language \
-        else (config.min_mean_word_length, config.max_mean_word_length)
+    unspaced = default and len(_UNSPACED_CHAR.findall(doc.text)) / n > 0.5
     mean_length = sum(map(len, content)) / n
-    if not unspaced and not shortest <= mean_length <= longest:
+    if not unspaced and not rules.min_mean_word_length <= mean_length <= rules.max_mean_word_length:
         return "gopher_mean_word_length"
     symbols = doc.text.count("#") + doc.text.count("...") + doc.text.count("…")
     if symbols / n > config.max_symbol_word_ratio:
@@ -94,15 +98,13 @@ def gopher_quality(doc: Document, config: QualityConfig) -> str | None:
     ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
     if lines and ellipsis / len(lines) > config.max_ellipsis_lines_ratio:
         return "gopher_ellipsis_lines"
-    if language is not None:
-        tokens, with_letter = len(words), sum(any(c.isalpha() for c in w) for w in words)
-    else:
+    if default:   # Gopher's whitespace tokens
         tokens, with_letter = len(doc.text.split()), len(_TOKEN_WITH_LETTER.findall(doc.text))
-    most = language.max_non_alpha_words_ratio if language else config.max_non_alpha_words_ratio
-    if tokens and (tokens - with_letter) / tokens > most:
+    else:
+        tokens, with_letter = len(words), sum(any(c.isalpha() for c in w) for w in words)
+    if tokens and (tokens - with_letter) / tokens > rules.max_non_alpha_words_ratio:
         return "gopher_non_alpha_words"
-    stopwords = language.stopwords if language else GOPHER_STOPWORDS
-    if not unspaced and _count_stop_words(content, config.min_stop_words, stopwords) < config.min_stop_words:
+    if not unspaced and _count_stop_words(content, config.min_stop_words, rules.stopwords) < config.min_stop_words:
         return "gopher_stop_words"
     return None
 
@@ -165,23 +167,21 @@ def gopher_repetition(doc: Document, config: QualityConfig) -> str | None:
         return "gopher_duplicate_paragraph_chars"
     lines = re.split(r"\n+", text)
     count, chars = _duplicates(lines)
-    language = thresholds_for(doc.meta.get("lang"))
-    most = language.max_duplicate_line_fraction if language else config.max_duplicate_line_fraction
-    if count / len(lines) > most:
+    rules = rules_for(doc, config)
+    if count / len(lines) > rules.max_duplicate_line_fraction:
         return "gopher_duplicate_lines"
     if chars / size > config.max_duplicate_line_char_fraction:
         return "gopher_duplicate_line_chars"
-    words = [w.lower() for w in words_of(text, language.segmenter)] if language else script_words(text.lower())
-    top_max, dup_max = (language.top_ngram_max, language.dup_ngram_max) if language else (TOP_NGRAM_MAX, DUP_NGRAM_MAX)
+    words = [w.lower() for w in words_of(text, rules.segmenter)]
     vocabulary: dict[str, int] = {}
     ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in words], dtype=np.uint64)
     lengths = np.array([len(w) for w in words], dtype=np.int64)
-    for n, limit in top_max.items():
+    for n, limit in rules.top_ngram_max.items():
         if len(words) >= n:
             gram_chars = _window_sums(lengths, n) + (n - 1)  # joined with spaces
             if _top_ngram_chars(ngram_keys(ids, n), gram_chars) / size > limit:
                 return f"gopher_top_{n}gram"
-    for n, limit in dup_max.items():
+    for n, limit in rules.dup_ngram_max.items():
         if len(words) >= n and _repeated_ngram_chars(ngram_keys(ids, n), _window_sums(lengths, n), n) / size > limit:
             return f"gopher_duplicated_{n}grams"
     return None

@@ -84,9 +84,8 @@ class BagOfNgrams(nn.Module):
         self.config = config
         # sparse: a batch touches a few hundred of the table's rows, and only those get gradients and updates
         self.embed = nn.Embedding(config.vocab_size, config.d_model, sparse=True)
-        self.ngram_embed = nn.Embedding(config.buckets, config.d_model, sparse=True) if config.ngrams > 1 else None
-        if config.min_char_ngram and self.ngram_embed is None:
-            self.ngram_embed = nn.Embedding(config.buckets, config.d_model, sparse=True)
+        hashed = config.ngrams > 1 or config.min_char_ngram   # token and character n-grams share the buckets
+        self.ngram_embed = nn.Embedding(config.buckets, config.d_model, sparse=True) if hashed else None
         # each vocabulary entry's character n-gram buckets (filled by read_vocabulary; saved with the weights)
         self.register_buffer("char_ngrams", torch.full((config.vocab_size, config.char_ngrams_per_token), -1,
                                                        dtype=torch.int64) if config.min_char_ngram else
