@@ -66,3 +66,20 @@ def test_the_rules_catch_a_violation(tmp_path):
 
 def test_no_utils_module():
     assert not list(PACKAGE.rglob("utils.py"))
+
+
+def test_the_cli_imports_only_the_chosen_verb():
+    """`prepare` never pays torch's second of start-up (each --workers benchmark and every worker did),
+    and `lmforge --help` still lists every verb."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lmforge.cli import build_parser; parser, modules = build_parser(sys.argv[1:]); "
+            "print(sorted(modules), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, "prepare", "x", "--out", "y"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[:2] == ["['prepare']", "False"], out
+    from lmforge.cli import VERBS, build_parser
+
+    help_text = build_parser([])[0].format_help()
+    assert all(verb in help_text for verb in VERBS)

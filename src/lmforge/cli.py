@@ -28,18 +28,29 @@ VERBS = {
 }
 
 
+def _chosen_verb(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, dict]:
-    """The whole parser; a verb's arguments may depend on argv (train adds the chosen family's fields)."""
+    """The whole parser; a verb's arguments may depend on argv (train adds the chosen family's fields).
+    Only the chosen verb's module is imported (the others only list their help line): `prepare` need
+    not pay for importing torch, which is a second of start-up in every worker-count benchmark."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = _chosen_verb(argv)
     parser = argparse.ArgumentParser(prog="lmforge", description="Build, train and apply language models.")
     parser.add_argument("--version", action="version", version=f"lmforge {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     modules = {}
     for verb, (module_name, help_text) in VERBS.items():
+        if verb != chosen:
+            sub.add_parser(verb, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         modules[verb] = module
         verb_parser = sub.add_parser(verb, help=help_text, description=(module.__doc__ or help_text),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(verb_parser, argv if argv is not None else sys.argv[1:])
+        module.add_arguments(verb_parser, argv)
     return parser, modules
 
 

@@ -135,3 +135,32 @@ def test_language_filter_and_distribution(tmp_path, cli):
     summary = result.json()
     assert summary["languages"] == {"en": 10, "bg": 1}
     assert summary["rejected_docs"] == {"language": 1}
+
+
+def test_gzip_members_are_the_same_bytes_for_any_thread_count(tmp_path, monkeypatch):
+    from lmforge.data import writers
+
+    monkeypatch.setattr(writers, "MEMBER_BYTES", 2000)  # many members from a few hundred lines
+    lines = [json.dumps({"text": make_sentences(random.Random(i), 3)}).encode() + b"\n" for i in range(300)]
+    outputs = []
+    for threads in (1, 3):
+        with writers.DocumentWriter(tmp_path / f"t{threads}", threads=threads) as writer:
+            for line in lines:
+                writer.write_line("train", line)
+        outputs.append((tmp_path / f"t{threads}" / "train-00000.jsonl.gz").read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b"\x1f\x8b\x08") > 5  # several members...
+    assert gzip.decompress(outputs[0]) == b"".join(lines)  # ...read as one stream
+
+
+def test_a_work_folder_of_an_earlier_version_is_not_resumed(single, tmp_path):
+    root, src, _ = single
+    out = tmp_path / "old"
+    prepare_corpus([src], out, PrepareConfig(val_fraction=0.2))
+    manifest = json.loads((out / "work" / "manifest.json").read_text())
+    del manifest["work_version"]  # as written before phase 1 kept per-document facts (.docs.npy)
+    (out / "work" / "manifest.json").write_text(json.dumps(manifest))
+    (out / "stats.json").unlink()
+    with pytest.raises(Exception, match="earlier lmforge.*--overwrite"):
+        prepare_corpus([src], out, PrepareConfig(val_fraction=0.2))
+    assert prepare_corpus([src], out, PrepareConfig(val_fraction=0.2), overwrite=True)["inputs"] == 5

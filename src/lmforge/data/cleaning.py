@@ -10,9 +10,8 @@ from lmforge.data.documents import UNSPACED_CHARS, Document
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
-_MANY_BLANK_LINES = re.compile(r"\n{3,}")
+_MANY_BLANK_LINES = re.compile(r"\n\n\n+")
 _INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
-_ANY_WHITESPACE = re.compile(r"\s+")
 
 
 def normalize_unicode(doc: Document) -> Document:
@@ -22,12 +21,18 @@ def normalize_unicode(doc: Document) -> Document:
 
 
 def clean_whitespace(doc: Document) -> Document:
-    """Unix newlines, no control characters, no trailing spaces, at most one blank line in a row."""
-    text = doc.text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    """Unix newlines, no control characters, no trailing spaces, at most one blank line in a row.
+    Each regex runs only when a cheap substring test finds its target: most documents need none."""
+    text = doc.text.replace("\u00a0", " ")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
-    text = _TRAILING_SPACE.sub("\n", text)
-    text = _MANY_BLANK_LINES.sub("\n\n", text)
-    text = _INNER_SPACES.sub(" ", text)
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _MANY_BLANK_LINES.sub("\n\n", text)
+    if "  " in text or "\t" in text:
+        text = _INNER_SPACES.sub(" ", text)
     doc.text = text.strip()
     return doc
 
@@ -49,7 +54,7 @@ def min_chars(n: int) -> Callable[[Document], bool]:
 
 def dedup_key(text: str) -> str:
     """The text compared for exact duplicates: case-folded, whitespace-collapsed."""
-    return _ANY_WHITESPACE.sub(" ", text.casefold()).strip()
+    return " ".join(text.casefold().split())  # str.split's whitespace is regex \s; 2x faster than re.sub
 
 
 def fix_unicode(doc: Document) -> Document:

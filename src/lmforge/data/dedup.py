@@ -7,18 +7,16 @@ exactly what one process gives."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lmforge.data.documents import count_words
 from lmforge.data.minhash import near_duplicate_clusters
-from lmforge.data.pipeline import hash_fraction
-from lmforge.data.work import part_name, read_part
+from lmforge.data.work import DOC_FACTS, part_name, read_part_lines
 from lmforge.data.writers import DocumentWriter
 
 
@@ -32,14 +30,14 @@ class Part:
 def _load(parts: list[Part], suffix: str, width: int | None = None) -> np.ndarray:
     arrays = [np.load(p.work / f"{part_name(p.index)}.{suffix}.npy") for p in parts]
     if not arrays:
-        return np.zeros((0,) if width is None else (0, width))
+        return np.zeros((0,), dtype=DOC_FACTS) if width is None else np.zeros((0, width))
     return np.concatenate(arrays) if width is None else np.concatenate([a.reshape(-1, width) for a in arrays])
 
 
 def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per document kept by phase 1: its verdict ('' to keep, 'exact_duplicate' or 'near_duplicate')
     and, for a duplicate, the global index of the document it duplicates (-1 otherwise)."""
-    keys = _load(parts, "keys")
+    keys = _load(parts, "docs")["key"]
     decision = np.full(len(keys), "", dtype=object)
     duplicate_of = np.full(len(keys), -1, dtype=np.int64)
     if config.dedup and len(keys):
@@ -67,35 +65,40 @@ def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, np.ndarr
 
 def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarray, config, out: Path) -> dict:
     """Stream the parts in order; write kept documents to clean/{train,val}, duplicates to rejected/
-    with the id of the document each one duplicates (which always comes earlier in the stream)."""
+    with the id of the document each one duplicates (which always comes earlier in the stream).
+    A kept line is copied as it is: its split, size and words were computed in phase 1 (in parallel),
+    and the output is compressed by as many threads as there are workers."""
     counts = {"docs_out": {}, "bytes_out": {}, "dup_bytes": {}}
-    lengths = array("q")  # 8 bytes per document, for the histogram
+    facts = _load(parts, "docs")
     wanted = set(duplicate_of[duplicate_of >= 0].tolist())
     kept_ids: dict[int, str] = {}
+    kept = np.zeros(len(facts), dtype=bool)
+    split_of = np.full(len(facts), "", dtype=object)
     position = 0
     rejects = DocumentWriter(out / "rejected", subdirs=True, stem="dedup") if config.keep_rejected else None
-    with DocumentWriter(out / "clean") as writer:
+    with DocumentWriter(out / "clean", threads=config.workers) as writer:
         for part in parts:
-            for record in read_part(part.work, part.index):
-                verdict, original = decision[position], int(duplicate_of[position])
+            for line in read_part_lines(part.work, part.index):
+                verdict, original, fact = decision[position], int(duplicate_of[position]), facts[position]
                 if position in wanted:
-                    kept_ids[position] = record.get("id", str(position))
+                    kept_ids[position] = json.loads(line).get("id", str(position))
                 position += 1
-                size = len(record["text"].encode("utf-8"))
                 if verdict:
-                    counts["dup_bytes"][verdict] = counts["dup_bytes"].get(verdict, 0) + size
+                    counts["dup_bytes"][verdict] = counts["dup_bytes"].get(verdict, 0) + int(fact["bytes"])
                     if rejects is not None:
-                        rejects.write(verdict, {**record, "duplicate_of": kept_ids.get(original)})
+                        rejects.write(verdict, {**json.loads(line), "duplicate_of": kept_ids.get(original)})
                     continue
                 split = part.group if part.group in ("val", "test") else (
-                    "val" if hash_fraction(record["text"]) < config.val_fraction else "train")
-                writer.write(split, record)
-                counts["docs_out"][split] = counts["docs_out"].get(split, 0) + 1
-                counts["bytes_out"][split] = counts["bytes_out"].get(split, 0) + size
-                lengths.append(count_words(record["text"]))
+                    "val" if fact["split"] < config.val_fraction else "train")
+                writer.write_line(split, line)
+                kept[position - 1], split_of[position - 1] = True, split
     if rejects is not None:
         rejects.close()
-    counts["lengths"] = np.array(lengths, dtype=np.int64)
+    for split in dict.fromkeys(split_of[kept]):
+        chosen = kept & (split_of == split)
+        counts["docs_out"][split] = int(chosen.sum())
+        counts["bytes_out"][split] = int(facts["bytes"][chosen].sum())
+    counts["lengths"] = facts["words"][kept].astype(np.int64)
     return counts
 
 

@@ -35,14 +35,28 @@ def reject_by(check: Callable[[Document], str | None], name: str) -> Step:
     return Step(name, apply)
 
 
+def _exact_key(key: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def _fraction(key: bytes) -> float:
+    return int(hashlib.sha256(key).hexdigest()[:8], 16) / 2**32
+
+
 def exact_key(text: str) -> int:
     """64-bit digest of the normalised text: equal for exact duplicates (case/whitespace-insensitive)."""
-    return int.from_bytes(hashlib.blake2b(dedup_key(text).encode(), digest_size=8).digest(), "little")
+    return _exact_key(dedup_key(text).encode())
 
 
 def hash_fraction(text: str) -> float:
     """A number in [0, 1) fixed by the text alone, so the split never depends on order or sharding."""
-    return int(hashlib.sha256(dedup_key(text).encode()).hexdigest()[:8], 16) / 2**32
+    return _fraction(dedup_key(text).encode())
+
+
+def document_keys(text: str) -> tuple[int, float]:
+    """exact_key and hash_fraction of a text, normalising it once."""
+    key = dedup_key(text).encode()
+    return _exact_key(key), _fraction(key)
 
 
 @dataclass

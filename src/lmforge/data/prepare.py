@@ -21,7 +21,7 @@ from lmforge.data.multistream import part_of, split_into_parts
 from lmforge.data.quality import QualityConfig
 from lmforge.data.readers import doc_split_chars, list_input_files
 from lmforge.data.report import plot_lengths, summarize
-from lmforge.data.work import finished_parts, part_name, process_input
+from lmforge.data.work import WORK_FORMAT_VERSION, finished_parts, part_name, process_input
 from lmforge.errors import InputError
 from lmforge.runs import read_json, write_json
 
@@ -127,10 +127,14 @@ def _manifest(out: Path, inputs: list, config: PrepareConfig, overwrite: bool) -
     work = out / "work"
     manifest = {"format": "lmforge.prepare_work", "version": PREPARE_FORMAT_VERSION,
                 "inputs": [{"index": i, "source": str(s), "group": g} for i, (s, g) in enumerate(inputs)],
-                "rank": config.rank, "world_size": config.world_size, "settings": config.output_settings()}
+                "rank": config.rank, "world_size": config.world_size, "settings": config.output_settings(),
+                "work_version": WORK_FORMAT_VERSION}
     path = work / "manifest.json"
     if path.exists() and not overwrite:
         old = read_json(path, "prepare manifest")
+        if old.get("work_version") != WORK_FORMAT_VERSION:
+            raise InputError(f"{path}: an unfinished prepare by an earlier lmforge (other work files); pass "
+                             "--overwrite to start again.")
         if old["inputs"] != manifest["inputs"] or old["settings"] != manifest["settings"] or \
                 (old["rank"], old["world_size"]) != (config.rank, config.world_size):
             raise InputError(f"{path}: an earlier, unfinished prepare used other inputs or settings; rerun it "

@@ -1,7 +1,8 @@
 """Phase 1 of prepare, one input at a time: read -> clean -> filter -> part file + dedup keys.
 
-Each input (file or hub dataset) becomes `work/part-<index>.jsonl.gz` with its kept documents, their
-exact-duplicate keys and MinHash signatures (`.keys.npy`, `.minhash.npy`), rejects under
+Each input (file or hub dataset) becomes `work/part-<index>.jsonl.gz` with its kept documents, what
+phase 2 needs to know of each without parsing it again (`.docs.npy`: exact-duplicate key, split
+fraction, bytes, words) and MinHash signatures (`.minhash.npy`), rejects under
 `work/rejected/<reason>/`, and `part-<index>.json` with its counts, written last: an input whose
 .json exists is finished, so a killed run resumes by skipping it."""
 
@@ -17,13 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.data import cleaning, quality
-from lmforge.data.documents import Document
+from lmforge.data.documents import Document, count_words
 from lmforge.data.extras import require
 from lmforge.data.minhash import MinHasher
-from lmforge.data.pipeline import StepCounts, exact_key, keep_if, map_step, reject_by, run_pipeline
+from lmforge.data.pipeline import StepCounts, document_keys, keep_if, map_step, reject_by, run_pipeline
 from lmforge.data.readers import ReadOptions, read_file, source_kind
 from lmforge.data.writers import DocumentWriter
 from lmforge.runs import write_json
+
+WORK_FORMAT_VERSION = 2  # a work/ folder of another version is not resumed
+# per kept document, in part order: all phase 2 needs besides the line itself
+DOC_FACTS = np.dtype([("key", "<u8"), ("split", "<f8"), ("bytes", "<i8"), ("words", "<i8")])
 
 
 def part_name(index: int) -> str:
@@ -99,14 +104,15 @@ def process_input(index: int, source, config, work: Path) -> dict:
     pii = cleaning.PIIMasker() if config.mask_pii else None
     steps = build_steps(config, source, languages, pii, languages_kept)
     hasher = MinHasher(config.minhash) if config.near_dedup else None
-    keys, signatures = [], []
+    facts, signatures = [], []
     # temp names carry the pid: a worker orphaned by a killed run may still be writing its own
     tmp = work / f".{name}.jsonl.gz.{os.getpid()}.tmp"
     rejects = DocumentWriter(work / "rejected", subdirs=True, stem=name) if config.keep_rejected else None
-    with gzip.GzipFile(tmp, "wb", compresslevel=3, mtime=0) as out:
+    # level 1: a temporary copy of the kept text, read once by phase 2
+    with gzip.GzipFile(tmp, "wb", compresslevel=1, mtime=0) as out:
         def keep(doc: Document) -> None:
             out.write(json.dumps(doc.to_record(), ensure_ascii=False).encode("utf-8") + b"\n")
-            keys.append(exact_key(doc.text))
+            facts.append((*document_keys(doc.text), len(doc.text.encode("utf-8")), count_words(doc.text)))
             if hasher is not None:
                 signatures.append(hasher.signature(doc.text))
 
@@ -117,9 +123,9 @@ def process_input(index: int, source, config, work: Path) -> dict:
         counts = run_pipeline(read_file(source, options), steps, keep, reject, StepCounts())
     if rejects is not None:
         rejects.close()
-    _save_array(work / f"{name}.keys.npy", np.array(keys, dtype=np.uint64))
+    _save_array(work / f"{name}.docs.npy", np.array(facts, dtype=DOC_FACTS))
     if hasher is not None:
-        matrix = np.array(signatures, dtype=np.uint32).reshape(len(keys), config.minhash.num_perm)
+        matrix = np.array(signatures, dtype=np.uint32).reshape(len(facts), config.minhash.num_perm)
         _save_array(work / f"{name}.minhash.npy", matrix)
     os.replace(tmp, work / f"{name}.jsonl.gz")
     result = {"index": index, "source": str(source), **asdict(counts), "files": options.report.files,
@@ -143,8 +149,7 @@ def finished_parts(work: Path) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}
 
 
-def read_part(work: Path, index: int):
-    """Records of a finished part, in order."""
-    with gzip.open(work / f"{part_name(index)}.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
+def read_part_lines(work: Path, index: int):
+    """The JSON lines of a finished part, in order, as bytes (newline included)."""
+    with gzip.open(work / f"{part_name(index)}.jsonl.gz", "rb") as handle:
+        yield from handle
