@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import assert_input_error, make_sentences
-from lmforge.data.prepare import PrepareConfig, prepare_corpus
+from lmforge.data.prepare import PrepareConfig, merge_prepared, prepare_corpus
 
 
 def write_inputs(folder, files=5, docs=40):
@@ -163,4 +163,6 @@ def test_a_work_folder_of_an_earlier_version_is_not_resumed(single, tmp_path):
     (out / "stats.json").unlink()
     with pytest.raises(Exception, match="earlier lmforge.*--overwrite"):
         prepare_corpus([src], out, PrepareConfig(val_fraction=0.2))
+    with pytest.raises(Exception, match="earlier lmforge.*--overwrite"):
+        merge_prepared([out], tmp_path / "merged", PrepareConfig())
     assert prepare_corpus([src], out, PrepareConfig(val_fraction=0.2), overwrite=True)["inputs"] == 5

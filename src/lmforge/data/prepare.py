@@ -251,6 +251,10 @@ def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwri
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     manifests = [(Path(s), read_json(Path(s) / "work" / "manifest.json", "prepare manifest")) for s in shards]
     first = manifests[0][1]
+    for shard, manifest in manifests:
+        if manifest.get("work_version") != WORK_FORMAT_VERSION:
+            raise InputError(f"{shard}/work/manifest.json: written by an earlier lmforge (other work files); rerun "
+                             "that shard's prepare with --overwrite, then merge.")
     for shard, manifest in manifests[1:]:
         if manifest["inputs"] != first["inputs"] or manifest["settings"] != first["settings"]:
             raise InputError(f"{shard}/work/manifest.json: made from other inputs or settings than "
@@ -266,7 +270,7 @@ def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwri
     parts = [Part(owner[item["index"]] / "work", item["index"], item["group"]) for item in first["inputs"]]
     settings = {k: v for k, v in first["settings"].items() if k != "quality"}
     config_used = PrepareConfig(**settings, quality=QualityConfig(**first["settings"]["quality"]),
-                                keep_rejected=config.keep_rejected)
+                                keep_rejected=config.keep_rejected, workers=config.workers)
     if overwrite:
         _clear(out, OUTPUTS)
     out.mkdir(parents=True, exist_ok=True)

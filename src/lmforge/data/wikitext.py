@@ -3,9 +3,10 @@ no parse tree. Templates, tables, references, comments, files and categories are
 everything nested in them; links, external links and formatting tags leave their visible words;
 section headings stay as lines of their own.
 
-Why not mwparserfromhell (which this module replaced): it builds a full node tree of every page, which
-made parsing 2-3x slower than the decompression of the dump itself; the plain text of an article needs
-only the visible words, and the constructs that hide words are few and listed here. The tests check
+Why not mwparserfromhell (which this module replaced): it builds a full node tree of every page, and
+walking it took longer than decompressing the dump (0.6 s against 0.4 s on the 98 articles of the dev
+excerpt; this scanner takes 0.1 s). The plain text of an article needs only the visible words, and the
+constructs that hide words are few and listed here. The tests check
 this scanner against mwparserfromhell's rendering on hand-written pages (tests/data/test_wikitext.py).
 """
 
@@ -29,8 +30,7 @@ SKIP_SECTIONS = {"references", "external links", "see also", "further reading", 
                  "sources", "footnotes", "citations", "notes and references"}
 
 # (patterns begin with a literal where they can: the regex engine then jumps between occurrences)
-_PRESTRIP = re.compile(r"<(?:!--.*?(?:-->|$)|[rR][eE][fF][^>/]*/>|[rR][eE][fF][^>]*>.*?</ref\s*>)",
-                       re.DOTALL | re.IGNORECASE)
+_PRESTRIP = re.compile(r"<(?:!--.*?(?:-->|$)|ref[^>/]*/>|ref[^>]*>.*?</ref\s*>)", re.DOTALL | re.IGNORECASE)
 _SKIPPED_TAG = re.compile(r"<(" + "|".join(SKIP_TAGS) + r")\b[^>]*?(?:/>|>.*?</\1\s*>)",
                           re.DOTALL | re.IGNORECASE)
 _BRACES = re.compile(r"\{\{|\}\}|\{\||\|\}")
@@ -39,7 +39,7 @@ _LANG = re.compile(r"\{\{\s*(?:lang(?:-[\w-]+)?|transl(?:iteration)?)\s*\|([^{}]
 _STYLE = re.compile(r"''+")
 _FILE_LINK = re.compile(r"\[\[\s*:?\s*(?:file|image|media)\s*:", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[\[|\]\]")
-# an innermost [[target|label]] (no brackets inside), with its link trail ([[bus]]es renders "buses")
+# an innermost [[target|label]] (no brackets inside); a link trail needs nothing: [[bus]]es renders "buses"
 _LINK = re.compile(r"\[\[([^\[\]\n]*)\]\]")
 _EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]\n]*)\]", re.IGNORECASE)
 _BARE_URL = re.compile(r"(?<![\w/])(?:https?|ftp)://[^\s<>\[\]{}|\"]+", re.IGNORECASE)  # run if "://" is seen
