@@ -73,7 +73,6 @@ def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarra
     wanted = set(duplicate_of[duplicate_of >= 0].tolist())
     kept_ids: dict[int, str] = {}
     kept = np.zeros(len(facts), dtype=bool)
-    split_of = np.full(len(facts), "", dtype=object)
     position = 0
     rejects = DocumentWriter(out / "rejected", subdirs=True, stem="dedup") if config.keep_rejected else None
     with DocumentWriter(out / "clean", threads=config.workers) as writer:
@@ -91,13 +90,11 @@ def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarra
                 split = part.group if part.group in ("val", "test") else (
                     "val" if fact["split"] < config.val_fraction else "train")
                 writer.write_line(split, line)
-                kept[position - 1], split_of[position - 1] = True, split
+                kept[position - 1] = True
+                counts["docs_out"][split] = counts["docs_out"].get(split, 0) + 1
+                counts["bytes_out"][split] = counts["bytes_out"].get(split, 0) + int(fact["bytes"])
     if rejects is not None:
         rejects.close()
-    for split in dict.fromkeys(split_of[kept]):
-        chosen = kept & (split_of == split)
-        counts["docs_out"][split] = int(chosen.sum())
-        counts["bytes_out"][split] = int(facts["bytes"][chosen].sum())
     counts["lengths"] = facts["words"][kept].astype(np.int64)
     return counts
 
