@@ -144,6 +144,11 @@ def test_a_multistream_dump_is_split_and_gives_what_one_reader_gives(tmp_path, c
     assert texts(tmp_path / "multi-1") == expected and texts(tmp_path / "multi-2") == expected
     stats = json.loads((tmp_path / "multi-2" / "stats.json").read_text())
     assert stats["inputs"] == 4 and stats["docs_in"] == 12
+    for rank in range(2):  # two machines, one dump: each takes every other part; merged, the same output
+        assert cli("prepare", tmp_path / "multi.xml.bz2", "--out", tmp_path / f"rank-{rank}", "--val-fraction", "0.2",
+                   "--rank", rank, "--world-size", 2).code == 0
+    assert cli("prepare", "--merge", tmp_path / "rank-0", tmp_path / "rank-1", "--out", tmp_path / "merged").code == 0
+    assert texts(tmp_path / "merged") == expected
 
 
 def test_an_ordinary_bz2_is_recognised_from_its_first_block(tmp_path):
