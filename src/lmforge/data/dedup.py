@@ -74,7 +74,8 @@ def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarra
     kept_ids: dict[int, str] = {}
     kept = np.zeros(len(facts), dtype=bool)
     position = 0
-    rejects = DocumentWriter(out / "rejected", subdirs=True, stem="dedup") if config.keep_rejected else None
+    rejects = (DocumentWriter(out / "rejected", subdirs=True, stem="dedup", threads=config.workers)
+               if config.keep_rejected else None)
     with DocumentWriter(out / "clean", threads=config.workers) as writer:
         for part in parts:
             for line in read_part_lines(part.work, part.index):
