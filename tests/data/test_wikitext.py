@@ -102,3 +102,21 @@ def test_same_words_as_a_renderer_on_mwparserfromhell(page):
 
     expected = _reference_render(mwparserfromhell.parse(page).nodes)
     assert words(wikitext_to_text(page)) == words(expected)
+
+
+def test_unclosed_tags_keep_their_words_and_are_searched_for_once(monkeypatch):
+    from lmforge.data import wikitext
+
+    searches = []
+    closing = wikitext._SKIPPED_CLOSING["math"]
+
+    class Counting:
+        def search(self, text, position):
+            searches.append(position)
+            return closing.search(text, position)
+
+    monkeypatch.setitem(wikitext._SKIPPED_CLOSING, "math", Counting())
+    page = "<math>x " * 500 + "words stay. <ref>a note</ref>Last <ref name=n/>line."
+    text = wikitext_to_text(page)
+    assert text == "x " * 499 + "x words stay. Last line."
+    assert len(searches) == 1  # not once per unclosed tag: a page of them costs linear time

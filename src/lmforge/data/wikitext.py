@@ -30,9 +30,9 @@ SKIP_SECTIONS = {"references", "external links", "see also", "further reading", 
                  "sources", "footnotes", "citations", "notes and references"}
 
 # (patterns begin with a literal where they can: the regex engine then jumps between occurrences)
-_PRESTRIP = re.compile(r"<(?:!--.*?(?:-->|$)|ref[^>/]*/>|ref[^>]*>.*?</ref\s*>)", re.DOTALL | re.IGNORECASE)
-_SKIPPED_TAG = re.compile(r"<(" + "|".join(SKIP_TAGS) + r")\b[^>]*?(?:/>|>.*?</\1\s*>)",
-                          re.DOTALL | re.IGNORECASE)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)  # an unclosed comment hides the rest, as in MediaWiki
+_SKIPPED_OPENING = re.compile(r"<(" + "|".join(SKIP_TAGS) + r")\b[^>]*?(/?)>", re.IGNORECASE)
+_SKIPPED_CLOSING = {name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in SKIP_TAGS}
 _BRACES = re.compile(r"\{\{|\}\}|\{\||\|\}")
 # {{lang|fr|Lutèce}}, {{lang-fr|Lutèce}}, {{transl|ar|...}}: the words are prose, keep them
 _LANG = re.compile(r"\{\{\s*(?:lang(?:-[\w-]+)?|transl(?:iteration)?)\s*\|([^{}]*?)\}\}", re.IGNORECASE)
@@ -66,6 +66,28 @@ def _lang_text(match: re.Match) -> str:
     parts = re.split(r"\|(?![^\[]*\]\])", match.group(1))  # pipes inside [[link|label]] are not separators
     args = [a.strip() for a in parts if "=" not in a]
     return args[-1] if args else ""
+
+
+def _strip_skipped_tags(text: str) -> str:
+    """Remove <ref>, <math>, <syntaxhighlight>, ... with their contents, in one pass. A tag left
+    unclosed stays (its markup goes later, its words remain), and its name is not searched for again,
+    so a page of many unclosed tags costs linear time, not quadratic."""
+    out, position, unclosed = [], 0, set()
+    for match in _SKIPPED_OPENING.finditer(text):
+        name = match.group(1).lower()
+        if match.start() < position or (name in unclosed and not match.group(2)):
+            continue
+        end = match.end()
+        if not match.group(2):  # not self-closing: up to the closing tag
+            closing = _SKIPPED_CLOSING[name].search(text, end)
+            if closing is None:
+                unclosed.add(name)
+                continue
+            end = closing.end()
+        out.append(text[position:match.start()])
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _strip_templates_and_tables(text: str) -> str:
@@ -149,7 +171,7 @@ def _drop_trailing_sections(text: str) -> str:
 
 def wikitext_to_text(wikitext: str) -> str:
     """The article's visible prose: paragraphs separated by blank lines, headings as lines of their own."""
-    text = _SKIPPED_TAG.sub("", _PRESTRIP.sub("", wikitext))
+    text = _strip_skipped_tags(_COMMENT.sub("", wikitext))
     text = _strip_templates_and_tables(_LANG.sub(_lang_text, text))
     text = _STYLE.sub(_unstyle, _strip_file_links(text))
     text = _EXTERNAL_LINK.sub(r"\1", _render_links(text))
