@@ -8,7 +8,7 @@ SCRIPTS = ["train_throughput.py", "generate_speed.py", "speculative_speed.py", "
            "cli_defaults.py", "lstm_reference.py", "bert_mlm.py", "rnn_memory.py", "busy_machine.py",
            "ngram_kenlm.py", "word_vectors.py", "applications.py", "finetune_speed.py", "warc_throughput.py",
            "wiki_throughput.py",
-           "html_extraction_quality.py", "wiki_multistream.py"]
+           "html_extraction_quality.py", "wiki_multistream.py", "wikitext_worst_case.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).parent

@@ -41,7 +41,8 @@ _FILE_LINK = re.compile(r"\[\[\s*:?\s*(?:file|image|media)\s*:", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[\[|\]\]")
 # an innermost [[target|label]] (no brackets inside); a link trail needs nothing: [[bus]]es renders "buses"
 _LINK = re.compile(r"\[\[([^\[\]\n]*)\]\]")
-_EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]\n]*)\]", re.IGNORECASE)
+# neither part holds "[": an unclosed link then costs a scan to the next one, not to the end of the line
+_EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\[\]]*\s*([^\[\]\n]*)\]", re.IGNORECASE)
 _BARE_URL = re.compile(r"(?<![\w/])(?:https?|ftp)://[^\s<>\[\]{}|\"]+", re.IGNORECASE)  # run if "://" is seen
 # line patterns start at "\n" (the text is framed by newlines), faster than ^ with re.MULTILINE
 _HEADING = re.compile(r"\n(={1,6})[ \t]*(.+?)[ \t]*\1[ \t]*(?=\n)")
