@@ -120,3 +120,8 @@ def test_unclosed_tags_keep_their_words_and_are_searched_for_once(monkeypatch):
     text = wikitext_to_text(page)
     assert text == "x " * 499 + "x words stay. Last line."
     assert len(searches) == 1  # not once per unclosed tag: a page of them costs linear time
+
+
+def test_an_unclosed_external_link_leaves_the_next_one_intact():
+    text = wikitext_to_text("See [http://a.example unclosed, then [http://b.example the label] and more.")
+    assert text.endswith("unclosed, then the label and more.") and "b.example" not in text
