@@ -35,17 +35,8 @@ def reject_by(check: Callable[[Document], str | None], name: str) -> Step:
     return Step(name, apply)
 
 
-def _exact_key(key: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
-
-
 def _fraction(key: bytes) -> float:
     return int(hashlib.sha256(key).hexdigest()[:8], 16) / 2**32
-
-
-def exact_key(text: str) -> int:
-    """64-bit digest of the normalised text: equal for exact duplicates (case/whitespace-insensitive)."""
-    return _exact_key(dedup_key(text).encode())
 
 
 def hash_fraction(text: str) -> float:
@@ -54,9 +45,10 @@ def hash_fraction(text: str) -> float:
 
 
 def document_keys(text: str) -> tuple[int, float]:
-    """exact_key and hash_fraction of a text, normalising it once."""
+    """The text's exact-duplicate key (a 64-bit digest of the normalised text: equal for copies that
+    differ only in case and whitespace) and its hash_fraction, normalising the text once."""
     key = dedup_key(text).encode()
-    return _exact_key(key), _fraction(key)
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little"), _fraction(key)
 
 
 @dataclass
