@@ -34,10 +34,15 @@ def _load(parts: list[Part], suffix: str, width: int | None = None) -> np.ndarra
     return np.concatenate(arrays) if width is None else np.concatenate([a.reshape(-1, width) for a in arrays])
 
 
-def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, np.ndarray, dict]:
+def load_facts(parts: list[Part]) -> np.ndarray:
+    """The per-document facts of phase 1 (work.DOC_FACTS), all parts in order."""
+    return _load(parts, "docs")
+
+
+def duplicate_decisions(parts: list[Part], facts: np.ndarray, config) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per document kept by phase 1: its verdict ('' to keep, 'exact_duplicate' or 'near_duplicate')
     and, for a duplicate, the global index of the document it duplicates (-1 otherwise)."""
-    keys = _load(parts, "docs")["key"]
+    keys = facts["key"]
     decision = np.full(len(keys), "", dtype=object)
     duplicate_of = np.full(len(keys), -1, dtype=np.int64)
     if config.dedup and len(keys):
@@ -63,16 +68,15 @@ def duplicate_decisions(parts: list[Part], config) -> tuple[np.ndarray, np.ndarr
     return decision, duplicate_of, report
 
 
-def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarray, config, out: Path) -> dict:
+def write_final(parts: list[Part], facts: np.ndarray, decision: np.ndarray, duplicate_of: np.ndarray, config,
+                out: Path) -> dict:
     """Stream the parts in order; write kept documents to clean/{train,val}, duplicates to rejected/
     with the id of the document each one duplicates (which always comes earlier in the stream).
     A kept line is copied as it is: its split, size and words were computed in phase 1 (in parallel),
     and the output is compressed by as many threads as there are workers."""
     counts = {"docs_out": {}, "bytes_out": {}, "dup_bytes": {}}
-    facts = _load(parts, "docs")
     wanted = set(duplicate_of[duplicate_of >= 0].tolist())
     kept_ids: dict[int, str] = {}
-    kept = np.zeros(len(facts), dtype=bool)
     position = 0
     rejects = (DocumentWriter(out / "rejected", subdirs=True, stem="dedup", threads=config.workers)
                if config.keep_rejected else None)
@@ -91,12 +95,11 @@ def write_final(parts: list[Part], decision: np.ndarray, duplicate_of: np.ndarra
                 split = part.group if part.group in ("val", "test") else (
                     "val" if fact["split"] < config.val_fraction else "train")
                 writer.write_line(split, line)
-                kept[position - 1] = True
                 counts["docs_out"][split] = counts["docs_out"].get(split, 0) + 1
                 counts["bytes_out"][split] = counts["bytes_out"].get(split, 0) + int(fact["bytes"])
     if rejects is not None:
         rejects.close()
-    counts["lengths"] = facts["words"][kept].astype(np.int64)
+    counts["lengths"] = facts["words"][decision == ""].astype(np.int64)  # every document without a verdict
     return counts
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, write_final
+from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, load_facts, write_final
 from lmforge.data.minhash import MinHashConfig
 from lmforge.data.multistream import part_of, split_into_parts
 from lmforge.data.quality import QualityConfig
@@ -180,8 +180,9 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
     tmp = out / ".prepare.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    decision, duplicate_of, dedup = duplicate_decisions(parts, config)
-    final = write_final(parts, decision, duplicate_of, config, tmp)
+    facts = load_facts(parts)  # read once, for both
+    decision, duplicate_of, dedup = duplicate_decisions(parts, facts, config)
+    final = write_final(parts, facts, decision, duplicate_of, config, tmp)
     if not sum(final["docs_out"].values()):
         shutil.rmtree(tmp, ignore_errors=True)
         part_stats = summarize([p.work / f"{part_name(p.index)}.json" for p in parts], final, dedup, 0)
