@@ -212,7 +212,7 @@ def predict_latency(run: Path) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import torch
 
-    from lmforge.applications.tasks import load_task_run, predict
+    from lmforge.inference.tasks import load_task_run, predict
     from lmforge.tasks.reading import texts_as_examples
 
     torch.set_num_threads(2)

@@ -23,9 +23,11 @@ from lmforge.evaluation.masked import masked_sums
 from lmforge.models.bert import BERT, PRESETS, BERTConfig
 from lmforge.tokenization.tokenizer import Tokenizer
 from lmforge.training.batches import eval_windows
-from lmforge.training.loop import TrainConfig, TrainSetup, train
+from lmforge.training.config import TrainConfig
+from lmforge.training.loop import TrainSetup, train
+from lmforge.training.masked_lm import masked_eval_batches, masking_rule
 from lmforge.training.optim import build_optimizers, lr_factor
-from lmforge.training.recipes import RECIPES, DataContext, masked_eval_batches
+from lmforge.training.recipes import DataContext, lm_spec, recipe_for
 
 WORK = Path("/tmp/lmforge-bench-cli")
 
@@ -90,9 +92,11 @@ def main():
     meta = read_meta(shards())
     tokenizer = Tokenizer(meta.directory / "tokenizer.json")
     config = BERTConfig(vocab_size=meta.vocab_size, **PRESETS["tiny"])
-    train_config = TrainConfig(**RECIPES["bert"].train_presets["tiny"], max_steps=args.steps, eval_every=10**9,
+    recipe = recipe_for("bert")
+    train_config = TrainConfig(**recipe.train_presets["tiny"], max_steps=args.steps, eval_every=10**9,
                                checkpoint_every=10**9, threads=2)
     ctx = DataContext(config.max_seq_len, train_config.batch_size, 1, train_config.seed, tokenizer)
+    rule = masking_rule(tokenizer, ctx.masked_lm)
     tokens_per_step = train_config.batch_size * config.max_seq_len
     print(f"# {machine()}; BERT tiny (4 x 128), WordPiece 8k, batch {train_config.batch_size} x "
           f"{config.max_seq_len}, {args.steps} steps", flush=True)
@@ -104,14 +108,16 @@ def main():
     run = WORK / "runs" / "bert-bench"
     subprocess.run(["rm", "-rf", str(run)])
     run.mkdir(parents=True)
-    summary = train(TrainSetup(run_dir=run, model=ours, config=train_config, train_tokens=meta.tokens("train"),
-                               val_tokens=None, tokenizer=tokenizer, family="bert"))
-    report = masked_sums(ours.eval(), masked_eval_batches(val, starts, ctx), torch.device("cpu")).report()
+    spec = lm_spec(recipe, meta.tokens("train"), None, tokenizer, config.max_seq_len, source=str(run))
+    summary = train(TrainSetup(run_dir=run, model=ours, config=train_config, spec=spec, family="bert"))
+    report = masked_sums(ours.eval(), masked_eval_batches(val, starts, ctx.seq_len, ctx.batch_size, rule),
+                         torch.device("cpu")).report()
     rows.append({"run": "lmforge BERT (pre-norm, MLM head on masked rows only)",
                  "tokens_per_s": summary["tokens_per_s"], **report})
-    sampler = RECIPES["bert"].sampler(meta.tokens("train"), ctx)
+    sampler = recipe.sampler(meta.tokens("train"), ctx)
     hf, seconds = hf_loop(config, sampler, args.steps, train_config)
-    report = masked_sums(hf, masked_eval_batches(val, starts, ctx), torch.device("cpu")).report()
+    report = masked_sums(hf, masked_eval_batches(val, starts, ctx.seq_len, ctx.batch_size, rule),
+                         torch.device("cpu")).report()
     rows.append({"run": "HF BertForMaskedLM (post-norm), plain loop", "tokens_per_s": args.steps * tokens_per_step /
                  seconds, **report})
     for row in rows:

@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from lmforge.models.convert import llama_config
 from lmforge.models.gpt import GPT, GPTConfig
 
 
@@ -31,12 +32,7 @@ def hf_llama(config: GPTConfig):
     """transformers' LlamaForCausalLM with exactly our shape (the reference implementation)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    hf_config = LlamaConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, intermediate_size=config.d_ff,
-                            num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
-                            num_key_value_heads=config.n_kv_heads, max_position_embeddings=config.max_seq_len,
-                            rms_norm_eps=config.norm_eps, rope_theta=config.rope_theta,
-                            tie_word_embeddings=config.tie_embeddings, attn_implementation="sdpa")
-    return LlamaForCausalLM(hf_config)
+    return LlamaForCausalLM(LlamaConfig(**llama_config(config), attn_implementation="sdpa"))
 
 
 def ours(config: GPTConfig) -> GPT:

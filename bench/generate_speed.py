@@ -11,7 +11,7 @@ import time
 import torch
 from common import hf_llama, machine, ours
 
-from lmforge.inference.generate import generate
+from lmforge.inference.decoding import generate
 from lmforge.inference.quantize import quantize_int8
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.models.gpt import PRESETS, GPTConfig

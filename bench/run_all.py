@@ -4,11 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ["train_throughput.py", "generate_speed.py", "speculative_speed.py", "tokenize_speed.py", "char_quality.py",
-           "cli_defaults.py", "lstm_reference.py", "bert_mlm.py", "rnn_memory.py", "busy_machine.py",
-           "ngram_kenlm.py", "word_vectors.py", "applications.py", "finetune_speed.py", "warc_throughput.py",
-           "wiki_throughput.py",
-           "html_extraction_quality.py", "wiki_multistream.py", "wikitext_worst_case.py"]
+SCRIPTS = ["train_throughput.py", "generate_speed.py", "generate_batched.py", "speculative_speed.py",
+           "tokenize_speed.py", "char_quality.py", "cli_defaults.py", "lstm_reference.py", "bert_mlm.py",
+           "rnn_memory.py", "busy_machine.py", "ngram_kenlm.py", "word_vectors.py", "applications.py",
+           "finetune_speed.py", "warc_throughput.py", "wiki_throughput.py", "html_extraction_quality.py",
+           "wiki_multistream.py", "wikitext_worst_case.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).parent

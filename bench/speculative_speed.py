@@ -21,7 +21,7 @@ import time
 import torch
 from common import hf_llama, machine, ours
 
-from lmforge.inference.generate import generate
+from lmforge.inference.decoding import generate
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.inference.speculative import ModelDrafter, PromptLookupDrafter, generate_speculative
 from lmforge.models.gpt import PRESETS, GPTConfig

@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     import sentencepiece as spm
 
-    from lmforge.commands.tokenizer import train_tokenizer_on
+    from lmforge.tokenization.corpus import train_tokenizer_on
     from lmforge.tokenization.tokenizer import Tokenizer
 
     print(f"# {machine()}")

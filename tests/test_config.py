@@ -4,7 +4,7 @@ import tomllib
 
 from conftest import assert_input_error
 from lmforge.config import field_docs
-from lmforge.training.loop import TrainConfig
+from lmforge.training.config import TrainConfig
 
 
 def test_precedence_and_the_resolved_config(prepared, cli, tmp_path):

@@ -109,7 +109,7 @@ def test_an_unwritable_out_is_one_line_for_every_verb(prepared, cli, tmp_path):
 def test_bits_per_byte_counts_the_bytes_behind_unknown_tokens(prepared, cli, tmp_path):
     import numpy as np
 
-    from lmforge.commands.eval import _token_bytes
+    from lmforge.applications.evaluate import token_byte_table as _token_bytes
     from lmforge.data.shards import read_meta
     from lmforge.tokenization.tokenizer import Tokenizer
 

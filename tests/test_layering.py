@@ -13,9 +13,14 @@ FORBIDDEN = {
                      "lmforge.serving"],
     "models": ["lmforge.training", "lmforge.inference", "lmforge.serving", "lmforge.commands", "lmforge.data",
                "lmforge.runs", "lmforge.config", "torch.distributed"],
-    "evaluation": ["lmforge.training", "lmforge.inference", "lmforge.serving", "lmforge.commands"],
-    "inference": ["lmforge.training", "lmforge.serving", "lmforge.commands"],
-    "training": ["lmforge.inference", "lmforge.serving", "lmforge.commands"],
+    # metrics are pure: tasks use them, never the other way round
+    "evaluation": ["lmforge.training", "lmforge.inference", "lmforge.serving", "lmforge.commands", "lmforge.tasks",
+                   "lmforge.applications"],
+    # task rows read, encode, score and decode; running and training them is done above them
+    "tasks": ["lmforge.training", "lmforge.inference", "lmforge.applications", "lmforge.serving",
+              "lmforge.commands"],
+    "inference": ["lmforge.training", "lmforge.applications", "lmforge.serving", "lmforge.commands"],
+    "training": ["lmforge.inference", "lmforge.applications", "lmforge.serving", "lmforge.commands"],
     "serving": ["lmforge.training", "lmforge.commands"],
     # counting models: NumPy only, no torch and nothing above them
     "applications": ["lmforge.commands", "lmforge.serving"],
@@ -26,6 +31,9 @@ FORBIDDEN = {
 }
 # torch.distributed is imported by training/distributed.py alone
 DISTRIBUTED_OWNER = PACKAGE / "training" / "distributed.py"
+# the leaves every layer shares import nothing of lmforge but each other
+LEAVES = {"errors.py": set(), "artifacts.py": {"lmforge.errors"}, "devices.py": {"lmforge.errors"},
+          "config.py": {"lmforge.errors"}, "runs.py": {"lmforge.errors", "lmforge.artifacts", "lmforge.config"}}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -36,6 +44,11 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def relative_imports_of(path: Path) -> list[int]:
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.level > 0]
 
 
 def violates(name: str, rule: str) -> bool:
@@ -57,11 +70,32 @@ def test_only_training_distributed_imports_torch_distributed():
     assert not offenders
 
 
+def test_no_command_imports_another_command():
+    """A verb's work is a package function; commands only compose (and would otherwise drag each other in)."""
+    offenders = [f"{p.relative_to(PACKAGE)} imports {name}" for p in (PACKAGE / "commands").glob("*.py")
+                 for name in imports_of(p) if violates(name, "lmforge.commands")]
+    assert not offenders, offenders
+
+
+def test_imports_are_absolute():
+    offenders = {str(p.relative_to(PACKAGE)): lines for p in PACKAGE.rglob("*.py") if (lines := relative_imports_of(p))}
+    assert not offenders, offenders
+
+
+def test_the_leaf_modules_import_no_layer():
+    problems = []
+    for name, allowed in LEAVES.items():
+        found = {n for n in imports_of(PACKAGE / name) if n.startswith("lmforge")}
+        problems += [f"{name} imports {n}" for n in found - allowed]
+    assert not problems, problems
+
+
 def test_the_rules_catch_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import torch\nfrom lmforge.training.loop import train\n")
+    bad.write_text("import torch\nfrom lmforge.training.loop import train\nfrom .sibling import x\n")
     assert {"torch", "lmforge.training.loop"} <= imports_of(bad)
     assert violates("lmforge.training.loop", "lmforge.training")
+    assert relative_imports_of(bad) == [3]
 
 
 def test_no_utils_module():

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from lmforge import __version__
-from lmforge.errors import InputError
+from lmforge.errors import InputError, TrainingDiverged, TrainingInterrupted
 
 VERBS = {
     "prepare": ("lmforge.commands.prepare", "clean, filter, dedup and split raw text files"),
@@ -81,19 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmforge: error: {error.filename}: {error.strerror or error}; check that the path is a directory "
               "you can write (not under a file, /proc or a read-only mount).", file=sys.stderr)
         return 2
+    except TrainingInterrupted as error:
+        print(f"lmforge: {error}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as error:
+        print(f"lmforge: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lmforge: interrupted; the last checkpoint (if any) is intact.", file=sys.stderr)
         return 130
-    except Exception as error:
-        from lmforge.training.loop import TrainingDiverged, TrainingInterrupted
-
-        if isinstance(error, TrainingInterrupted):
-            print(f"lmforge: {error}", file=sys.stderr)
-            return 130
-        if isinstance(error, TrainingDiverged):
-            print(f"lmforge: error: {error}", file=sys.stderr)
-            return 1
-        raise
 
 
 if __name__ == "__main__":

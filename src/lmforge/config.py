@@ -39,12 +39,20 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
-    """(scalar type, optional?) of a field annotation such as `int`, `float | None`, `str`."""
+    """(scalar type, optional?) of a field annotation such as `int`, `float | None`, `str`; a list type
+    `list[int]` is (list, ...) with its element type in `_element_type`."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], True
-    return annotation, False
+        return _base_type(args[0])[0], True
+    return (list if origin is list else annotation), False
+
+
+def _element_type(annotation: Any) -> type:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return (typing.get_args(annotation) or (str,))[0]
 
 
 def _resolved_hints(cls: type) -> dict[str, Any]:
@@ -60,22 +68,77 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def _flag_name(field: dataclasses.Field, prefix: str) -> str:
+    return field.metadata.get("flag") or "--" + (prefix + field.name).replace("_", "-")
+
+
+def _add_field(group, field: dataclasses.Field, hint: Any, prefix: str, doc: str, switches: bool) -> None:
+    """One argparse argument for one field, as its metadata asks: `positional`, `choices`, `required`,
+    `append` (a repeatable flag), `flag` (another flag name; with a bool `invert` it stores False, as
+    --no-int8 does), `negatable` (a bool that also has --no-NAME), `metavar`, `parse` (the function that
+    reads a value, instead of the field's type)."""
+    meta = field.metadata
+    kind, _ = _base_type(hint)
+    element = meta.get("parse") or (_element_type(hint) if kind is list else kind)
+    dest = (prefix + field.name).replace(".", "__")
+    default = field.default if field.default is not dataclasses.MISSING else None
+    help_text = f"{doc} (default: {default})".replace("%", "%%") if not meta.get("required") else doc.replace("%", "%%")
+    extra: dict[str, Any] = {"choices": meta["choices"]} if "choices" in meta else {}
+    if meta.get("positional"):
+        nargs = meta.get("nargs", "+" if kind is list else None)
+        group.add_argument(dest, type=element, nargs=nargs, help=doc.replace("%", "%%"), metavar=meta.get("metavar"),
+                           **({"default": None} if nargs in ("?", "*") else {}), **extra)
+        return
+    if kind is bool and meta.get("invert"):
+        group.add_argument(_flag_name(field, prefix), dest=dest, action="store_const", const=False, default=None,
+                           help=doc.replace("%", "%%"))
+        return
+    if kind is bool and switches:   # a plain switch: `--overwrite`, never `--overwrite false`
+        group.add_argument(_flag_name(field, prefix), dest=dest, action="store_const", const=True, default=None,
+                           help=help_text)
+        if meta.get("negatable"):
+            group.add_argument("--no-" + (prefix + field.name).replace("_", "-"), dest=dest, action="store_const",
+                               const=False, help=argparse.SUPPRESS)
+        return
+    if kind is bool:
+        extra.update(nargs="?", const=True, type=_parse_bool)
+    elif kind is list:
+        extra.update(type=element, **({"action": "append"} if meta.get("append") else
+                                      {"nargs": meta.get("nargs", "+")}))
+    else:
+        extra.update(type=element)
+    metavar = meta.get("metavar", getattr(_element_type(hint) if kind is list else kind, "__name__", "X").upper())
+    group.add_argument(_flag_name(field, prefix), dest=dest, default=None, help=help_text, metavar=metavar,
+                       required=bool(meta.get("required")), **extra)
+    if kind is bool and meta.get("negatable"):
+        group.add_argument("--no-" + (prefix + field.name).replace("_", "-"), dest=dest, action="store_const",
+                           const=False, help=argparse.SUPPRESS)
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
-                    skip: tuple[str, ...] = ()) -> None:
-    """Add one --flag per dataclass field; defaults are left as None so we can tell what was given."""
+                    skip: tuple[str, ...] = (), switches: bool = False) -> None:
+    """Add one argument per dataclass field; defaults are left as None so we can tell what was given.
+    The field's docstring is its --help text. Booleans take an optional value (`--compile`, `--compile
+    false`), or with `switches` are plain switches (needed where positional arguments follow)."""
     docs = field_docs(cls)
     hints = _resolved_hints(cls)
     group = parser.add_argument_group(f"{cls.__name__} ({prefix.rstrip('.') or 'options'})")
     for field in dataclasses.fields(cls):
         if field.name in skip or not field.metadata.get("cli", True):
             continue
-        kind, _ = _base_type(hints[field.name])
-        flag = "--" + (prefix + field.name).replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"{docs.get(field.name, '')} (default: {default})".replace("%", "%%")
-        extra = {"nargs": "?", "const": True, "type": _parse_bool} if kind is bool else {"type": kind}
-        group.add_argument(flag, dest=(prefix + field.name).replace(".", "__"), default=None, help=help_text,
-                           metavar=kind.__name__.upper(), **extra)
+        _add_field(group, field, hints[field.name], prefix, docs.get(field.name, ""), switches)
+
+
+def add_actions(parser: argparse.ArgumentParser, actions: dict[str, tuple[type, str]], json_actions: tuple[str, ...],
+                aliases: dict[str, list[str]] | None = None) -> None:
+    """Sub-verbs (`lmforge ngram train`, `... score`), each with the flags of its config dataclass; those in
+    `json_actions` also take --json."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, (cls, help_text) in actions.items():
+        action_parser = sub.add_parser(action, help=help_text, aliases=(aliases or {}).get(action, []))
+        add_config_args(action_parser, cls, switches=True)
+        if action in json_actions:
+            action_parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
 def values_from_args(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
@@ -90,6 +153,11 @@ def values_from_args(args: argparse.Namespace, cls: type, prefix: str = "") -> d
     return given
 
 
+def config_from_args(cls: type, args: argparse.Namespace, *layers: dict[str, Any], prefix: str = ""):
+    """`cls` built from its defaults, `layers` and then the command line."""
+    return build_config(cls, *layers, values_from_args(args, cls, prefix), source="command line")
+
+
 def build_config(cls: type, *layers: dict[str, Any], source: str = "config"):
     """Instantiate `cls` from layered dicts (later wins); unknown keys and bad values are input errors."""
     names = {f.name for f in dataclasses.fields(cls)}
@@ -102,17 +170,28 @@ def build_config(cls: type, *layers: dict[str, Any], source: str = "config"):
         merged.update(layer)
     hints = _resolved_hints(cls)
     for name, value in merged.items():
-        kind, optional = _base_type(hints[name])
-        if value is None and optional:
-            continue
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            merged[name] = float(value)
-        elif not isinstance(value, kind):
-            raise InputError(f"{source}: {cls.__name__}.{name} must be {kind.__name__}, got {value!r}.")
+        merged[name] = _checked(cls, name, value, hints[name], source)
     try:
         return cls(**merged)
     except ValueError as error:
         raise InputError(f"{source}: {error}") from None
+
+
+def _checked(cls: type, name: str, value: Any, hint: Any, source: str) -> Any:
+    """`value` as field `name` of `cls` takes it (ints as floats, strings as paths, list elements checked)."""
+    kind, optional = _base_type(hint)
+    if value is None and optional:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    if kind is list and isinstance(value, (list, tuple)):
+        element = _element_type(hint)
+        return [_checked(cls, name, v, element, source) for v in value]
+    if not isinstance(value, kind):
+        raise InputError(f"{source}: {cls.__name__}.{name} must be {kind.__name__}, got {value!r}.")
+    return value
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -131,6 +210,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, Path):
+        value = str(value)
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'

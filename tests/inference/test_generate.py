@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lmforge.inference.generate import generate
+from lmforge.inference.decoding import generate
 from lmforge.inference.sampling import SamplingConfig, apply_repetition_penalty, filter_top_k_top_p
 from lmforge.models.gpt import GPT, GPTConfig
 

@@ -4,7 +4,7 @@ the cache cut back on rejection, and prompt-lookup drafting."""
 import pytest
 import torch
 
-from lmforge.inference.generate import generate
+from lmforge.inference.decoding import generate
 from lmforge.inference.sampling import SamplingConfig
 from lmforge.inference.speculative import ModelDrafter, PromptLookupDrafter, generate_speculative
 from lmforge.models.gpt import GPT, GPTConfig

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from lmforge.models.gpt import GPT, PRESETS, GPTConfig, KVCache
+from lmforge.models.convert import from_llama, llama_config, to_llama
+from lmforge.models.gpt import GPT, PRESETS, GPTConfig
 
 SMALL = GPTConfig(vocab_size=97, max_seq_len=40, n_layers=2, n_heads=4, n_kv_heads=2, d_model=32)
 
@@ -34,7 +35,7 @@ def test_kv_cache_matches_full_forward_in_any_chunking():
     gpt = model()
     tokens = torch.randint(0, 97, (2, 24))
     full = gpt(tokens)
-    cache = KVCache(SMALL, 2, 40)
+    cache = gpt.new_state(2, 40)
     pieces = [gpt(tokens[:, :10], cache), gpt(tokens[:, 10:11], cache), gpt(tokens[:, 11:24], cache)]
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
     assert cache.pos == 24
@@ -70,30 +71,19 @@ def test_context_longer_than_max_seq_len_is_refused():
 
 
 def hf_llama_from(gpt: GPT):
-    """An independent implementation: transformers' Llama with our weights copied in."""
+    """An independent implementation: transformers' Llama with our weights copied in (models/convert.py)."""
     transformers = pytest.importorskip("transformers")
-    c = gpt.config
-    hf_config = transformers.LlamaConfig(
-        vocab_size=c.vocab_size, hidden_size=c.d_model, intermediate_size=c.d_ff, num_hidden_layers=c.n_layers,
-        num_attention_heads=c.n_heads, num_key_value_heads=c.n_kv_heads, max_position_embeddings=c.max_seq_len,
-        rms_norm_eps=c.norm_eps, rope_theta=c.rope_theta, tie_word_embeddings=c.tie_embeddings,
-        attention_bias=False, mlp_bias=False)
-    hf = transformers.LlamaForCausalLM(hf_config).eval()
-    q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
-    state = {"model.embed_tokens.weight": gpt.embed.weight, "model.norm.weight": gpt.norm.weight,
-             "lm_head.weight": gpt.lm_head.weight}
-    for i, block in enumerate(gpt.blocks):
-        prefix = f"model.layers.{i}."
-        wq, wk, wv = block.attn.qkv.weight.split([q, kv, kv])
-        gate, up = block.mlp.gate_up.weight.chunk(2)
-        state.update({prefix + "self_attn.q_proj.weight": wq, prefix + "self_attn.k_proj.weight": wk,
-                      prefix + "self_attn.v_proj.weight": wv, prefix + "self_attn.o_proj.weight": block.attn.out.weight,
-                      prefix + "mlp.gate_proj.weight": gate, prefix + "mlp.up_proj.weight": up,
-                      prefix + "mlp.down_proj.weight": block.mlp.down.weight,
-                      prefix + "input_layernorm.weight": block.attn_norm.weight,
-                      prefix + "post_attention_layernorm.weight": block.mlp_norm.weight})
-    hf.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**llama_config(gpt.config))).eval()
+    hf.load_state_dict(to_llama(gpt))
     return hf
+
+
+def test_the_llama_mapping_round_trips():
+    gpt = model()
+    again = GPT(SMALL)
+    again.load_state_dict(from_llama(to_llama(gpt), SMALL))
+    for name, tensor in gpt.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name]), name
 
 
 def test_logits_match_hugging_face_llama():

@@ -28,7 +28,7 @@ def test_shapes_and_carried_state_equal_one_long_pass(cell):
 def test_a_reset_starts_that_row_from_a_zero_state_and_leaves_the_others(cell):
     lm = model(cell)
     tokens = torch.randint(0, 30, (2, 12))
-    before = lm.new_state(2)
+    before = lm.new_state(2).layers
     before = tuple(torch.randn_like(s) for s in before)
     resets = torch.zeros(2, 12, dtype=torch.bool)
     resets[0, 5] = True                                      # row 0: a new document at position 5
@@ -45,7 +45,7 @@ def test_decoder_protocol_steps_match_the_full_forward():
     state = lm.new_state(1)
     logits = []
     for t in range(9):
-        step_logits, state = lm.step(tokens[:, t:t + 1], state)
+        step_logits, state = lm.step(tokens[:, t:t + 1], torch.tensor([[t]]), state)
         logits.append(step_logits)
     torch.testing.assert_close(torch.cat(logits, dim=1), lm(tokens))
     assert lm.max_context is None

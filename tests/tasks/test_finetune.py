@@ -158,7 +158,7 @@ def test_multi_class_tfidf_survives_its_round_trip_through_the_run(cli, tmp_path
 def test_save_arrays_keeps_column_major_arrays(tmp_path):
     from safetensors.numpy import load_file
 
-    from lmforge.runs import save_arrays
+    from lmforge.artifacts import save_arrays
 
     array = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     save_arrays(tmp_path / "a.safetensors", {"a": array, "t": array.T}, "test")

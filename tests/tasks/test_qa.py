@@ -97,3 +97,18 @@ def test_a_bilstm_reads_qa_windows_in_both_directions(cli, tmp_path):
               tmp_path / "bilstm", "--json")
     assert out.code == 0, out.err
     assert out.json()["valid"]["f1"] >= 0.5, out.json()["valid"]
+
+
+def test_a_stride_longer_than_a_window_still_reads_every_context_token(prepared):
+    """--qa-stride 64 with --max-len 32 used to skip the context tokens between windows (and crash on an empty
+    last window); windows now start no further apart than one window holds."""
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    records = planted(3, 5)
+    examples = [QAExample(r["question"], r["context"], r["answer"], r["answer_start"]) for r in records]
+    windows = windows_of(examples, tokenizer, 32, 64)
+    for number, example in enumerate(examples):
+        covered = set()
+        for w in (w for w in windows if w.example == number):
+            covered.update(int(a) for a, b in w.offsets if a >= 0)
+        starts = {a for a, _ in tokenizer.hf.encode(example.context).offsets}
+        assert starts <= covered

@@ -3,7 +3,9 @@
 import numpy as np
 import torch
 
-from lmforge.training.batches import IGNORE, MaskedWindowSampler, MaskingRule, StreamSampler, WindowSampler
+from lmforge.evaluation.masked import IGNORE
+from lmforge.training.batches import StreamSampler, WindowSampler
+from lmforge.training.masked_lm import MaskedWindowSampler, MaskingRule
 
 SPECIAL = np.array([0, 1, 2, 3, 4, 5, 6])  # bos eos pad unk cls sep mask, as the tokenizer layer declares them
 CLS, MASK = 4, 6

@@ -1,7 +1,7 @@
 """The budget: warm-up and evaluation cadence follow --max-steps or --max-time when not given."""
 
+from lmforge.training.config import TrainConfig
 from lmforge.training.control import Budget
-from lmforge.training.loop import TrainConfig
 
 
 def test_step_budget_warms_up_over_a_fraction_and_evaluates_ten_times():

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from conftest import TINY_MODEL, TINY_TRAIN, assert_input_error
 from lmforge.training import checkpoint as checkpoint_module
-from lmforge.training import loop as loop_module
+from lmforge.training import objectives as objectives_module
 from lmforge.training.optim import lr_factor
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -118,7 +118,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(prepared
 
 def nan_on_calls(monkeypatch, is_nan) -> None:
     """Make the objective return NaN on the calls (1-based) for which is_nan(call) is true."""
-    real = loop_module.OBJECTIVES["causal_lm"]
+    real = objectives_module.OBJECTIVES["causal_lm"]
     calls = {"n": 0}
 
     def flaky(net, batch):
@@ -126,7 +126,7 @@ def nan_on_calls(monkeypatch, is_nan) -> None:
         loss = real(net, batch)
         return loss * float("nan") if is_nan(calls["n"]) else loss
 
-    monkeypatch.setitem(loop_module.OBJECTIVES, "causal_lm", flaky)
+    monkeypatch.setitem(objectives_module.OBJECTIVES, "causal_lm", flaky)
 
 
 def test_nan_steps_are_skipped_then_the_run_stops_with_a_good_checkpoint(prepared, cli, tmp_path, monkeypatch):
@@ -220,13 +220,16 @@ def test_a_val_split_shorter_than_one_window_is_not_reported_as_zero_loss(tmp_pa
     import numpy as np
 
     from lmforge.models.gpt import GPT, GPTConfig
-    from lmforge.training.loop import TrainConfig, TrainSetup, train
+    from lmforge.training.config import TrainConfig
+    from lmforge.training.loop import TrainSetup, train
+    from lmforge.training.recipes import lm_spec, recipe_for
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=50, max_seq_len=16, n_layers=1, n_heads=2, d_model=16))
     tokens = np.random.default_rng(0).integers(0, 50, 2000).astype(np.uint16)
-    setup = TrainSetup(run_dir=tmp_path / "run", model=model, train_tokens=tokens, val_tokens=tokens[:10],
-                       config=TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, threads=1), tokenizer=None)
+    spec = lm_spec(recipe_for("gpt"), tokens, tokens[:10], None, 16)
+    setup = TrainSetup(run_dir=tmp_path / "run", model=model, spec=spec,
+                       config=TrainConfig(max_steps=3, batch_size=2, warmup_steps=1, threads=1))
     (tmp_path / "run").mkdir()
     summary = train(setup)
     assert summary["steps"] == 3 and summary["val_loss"] is None

@@ -3,9 +3,10 @@
 import torch
 import torch.nn.functional as F
 
+from lmforge.evaluation.masked import IGNORE
 from lmforge.models.gpt import GPT, GPTConfig
 from lmforge.training import objectives
-from lmforge.training.batches import IGNORE, LMBatch
+from lmforge.training.batches import LMBatch
 from lmforge.training.objectives import LinearCrossEntropy
 
 

@@ -9,15 +9,46 @@ from __future__ import annotations
 import gzip
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 from torch.nn.utils import prune
 
-from lmforge.applications.tasks import TaskRun, evaluate_task_run, load_task_run, run_outputs, train_further
+from lmforge.applications.evaluate import evaluate_task_run
+from lmforge.applications.finetune import train_further
+from lmforge.artifacts import save_weights
 from lmforge.errors import InputError
 from lmforge.inference.quantize import quantize_int8
-from lmforge.runs import RUN_CONFIG, atomic_write_text, read_run_config, save_weights
+from lmforge.inference.tasks import TaskRun, load_task_run, task_outputs
+from lmforge.runs import RUN_CONFIG, open_run, write_run
+
+
+@dataclass
+class PruneConfig:
+    run: Path = field(default=Path("."), metadata={"required": True})
+    """fine-tuned run (lmforge finetune)"""
+    sparsity: float = field(default=0.5, metadata={"required": True})
+    """share of Linear weights to zero, in [0, 1)"""
+    out: Path = field(default=Path("."), metadata={"required": True})
+    """run directory of the pruned model"""
+    per_layer: bool = False
+    """the same sparsity in every layer (default: global)"""
+    retrain_epochs: float = 0.0
+    """then fine-tune this many epochs on the run's own training data, pruned weights held at zero (e.g. 1)"""
+    retrain_lr: float = 1e-4
+    """peak LR of that re-fine-tuning"""
+    int8: bool = field(default=True, metadata={"flag": "--no-int8", "invert": True})
+    """skip the int8 dynamic-quantization row"""
+    overwrite: bool = False
+    """replace a run already in --out"""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sparsity < 1:
+            raise ValueError(f"--sparsity {self.sparsity}: must be in [0, 1) (the share of Linear weights set to "
+                             "zero).")
+        if self.retrain_epochs < 0 or self.retrain_lr <= 0:
+            raise ValueError("--retrain-epochs must be 0 or more and --retrain-lr positive.")
 
 
 def prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -64,73 +95,48 @@ def file_sizes(path: Path) -> dict:
 def speed(task_run: TaskRun, items, repeats: int = 1) -> float:
     start = time.perf_counter()
     for _ in range(repeats):
-        run_outputs(task_run, items, "cpu")
+        task_outputs(task_run, items, "cpu")
     return len(items) * repeats / (time.perf_counter() - start)
 
 
-def headline(report: dict) -> dict:
-    keys = ("accuracy", "macro_f1", "token_accuracy")
-    out = {k: report[k] for k in keys if k in report}
-    if "segmentation" in report:
-        out["word_f1"] = report["segmentation"]["f1"]
-    return out
-
-
-def prune_run(run: Path, out: Path, sparsity: float, per_layer: bool = False, int8: bool = True,
-              overwrite: bool = False, retrain_epochs: float = 0.0, retrain_lr: float = 1e-4) -> dict:
-    if not 0 <= sparsity < 1:
-        raise InputError(f"--sparsity {sparsity}: must be in [0, 1) (the share of Linear weights set to zero).")
-    if retrain_epochs < 0 or retrain_lr <= 0:
-        raise InputError("--retrain-epochs must be 0 or more and --retrain-lr positive.")
-    run, out = Path(run), Path(out)
-    if (out / RUN_CONFIG).exists() and not overwrite:
+def prune_run(c: PruneConfig) -> dict:
+    """Prune (and optionally re-fine-tune) a task run into `c.out`; the before/after rows."""
+    run, out = Path(c.run), Path(c.out)
+    if (out / RUN_CONFIG).exists() and not c.overwrite:
         raise InputError(f"{out}: already holds a run; choose another --out, or pass --overwrite.")
-    task_run = load_task_run(run)
+    task_run = load_task_run(run, verb="prune")
     if task_run.baseline:
         raise InputError(f"{run}: a {task_run.run.family} baseline has no weights to prune; prune a neural task run.")
-    from lmforge.tasks.reading import read_eval_examples
-
-    items = read_eval_examples(task_run.run.corpus, task_run.fields, "valid")
+    headline = task_run.task.headline
+    items = task_run.task.read_eval(task_run.run.contract.corpus, task_run.fields, "valid")
     rows = {"before": {**headline(evaluate_task_run(run)), **weight_stats(task_run.model),
                        **file_sizes(run / "model.safetensors"), "examples_per_s": speed(task_run, items)}}
-    magnitude_prune(task_run.model, sparsity, per_layer)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("tokenizer.json", RUN_CONFIG):
-        shutil.copyfile(run / name, out / name)
-    save_weights(task_run.model, out / "model.safetensors")
-    config = read_run_config(out)
-    config["run"]["init_from"] = str(run)
-    config.setdefault("pruning", {}).update({"sparsity": sparsity, "per_layer": per_layer,
-                                             "retrain_epochs": retrain_epochs})
-    from lmforge.config import to_toml
-
-    atomic_write_text(out / RUN_CONFIG, to_toml(config))
-    if retrain_epochs > 0:
+    magnitude_prune(task_run.model, c.sparsity, c.per_layer)
+    _write_pruned(task_run, run, out, c)
+    if c.retrain_epochs > 0:
         rows["after_pruning"] = {**headline(evaluate_task_run(out)), **weight_stats(task_run.model)}
         handles = keep_zeros(task_run.model)
-        rows["retraining"] = train_further(task_run, out, retrain_epochs, retrain_lr)
+        rows["retraining"] = train_further(task_run, out, c.retrain_epochs, c.retrain_lr)
         for handle in handles:
             handle.remove()
-    pruned = load_task_run(out)
+    pruned = load_task_run(out, verb="prune")
     rows["after"] = {**headline(evaluate_task_run(out)), **weight_stats(pruned.model),
                      **file_sizes(out / "model.safetensors"), "examples_per_s": speed(pruned, items)}
-    if int8:
+    if c.int8:
         pruned.model = quantize_int8(pruned.model)
-        outputs_report = headline(_report_of(pruned, items))
-        rows["after_int8"] = {**outputs_report, "examples_per_s": speed(pruned, items)}
-    return {"run": str(run), "out": str(out), "sparsity": sparsity, "per_layer": per_layer, **rows}
+        report = pruned.task.report(items, task_outputs(pruned, items, "cpu"), pruned.labels, pruned.multi_label)
+        rows["after_int8"] = {**headline(report), "examples_per_s": speed(pruned, items)}
+    return {"run": str(run), "out": str(out), "sparsity": c.sparsity, "per_layer": c.per_layer, **rows}
 
 
-def _report_of(task_run: TaskRun, items) -> dict:
-    """The headline metric of an in-memory (e.g. quantized) model on `items`."""
-    import numpy as np
-
-    from lmforge.evaluation.task_report import classify_report, segment_report, tag_report
-
-    outputs = run_outputs(task_run, items, "cpu")
-    if task_run.fields.task == "segment":
-        return segment_report(items, outputs)
-    if task_run.fields.tagging:
-        return tag_report([s.tags for s in items], outputs)
-    gold, _ = task_run.labels.ids([e.label for e in items])
-    return classify_report(np.stack(outputs), gold, task_run.labels.names)
+def _write_pruned(task_run: TaskRun, run: Path, out: Path, c: PruneConfig) -> None:
+    """The pruned run: the original's tokenizer and sections, the pruned weights, a [pruning] section."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "tokenizer.json", out / "tokenizer.json")
+    save_weights(task_run.model, out / "model.safetensors")
+    source = open_run(run)
+    contract = source.contract
+    contract.init_from = str(run)
+    pruning = {**source.raw("pruning"), "sparsity": c.sparsity, "per_layer": c.per_layer,
+               "retrain_epochs": c.retrain_epochs}
+    write_run(out, contract, {**source.sections, "pruning": pruning})

@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
                                                              "languages", "seconds", "mb_per_s")}}
     print_summary(stats, args.out)
     if args.tokenizer:
-        from lmforge.commands.tokenize import tokenize_dataset
-        from lmforge.commands.tokenizer import train_tokenizer_on
+        from lmforge.tokenization.corpus import tokenize_dataset, train_tokenizer_on
 
         name = f"{args.tokenizer}{args.vocab_size}" if args.tokenizer != "byte" else "byte"
         tokenizer_dir = args.out / "tokenizers" / name

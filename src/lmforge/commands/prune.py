@@ -1,5 +1,6 @@
 """`lmforge prune`: magnitude pruning of a fine-tuned run, with a before/after report (metric,
-parameters, non-zero weights, file size, examples/s) and an int8 inference row.
+parameters, non-zero weights, file size, examples/s) and an int8 inference row. Every option is a field
+of `PruneConfig`.
 
 Example:
     lmforge prune --run runs/sent-bert --sparsity 0.5 --out runs/sent-bert-50
@@ -11,29 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from lmforge.applications.pruning import prune_run
+from lmforge.applications.pruning import PruneConfig, prune_run
+from lmforge.config import add_config_args, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
-    parser.add_argument("--run", type=Path, required=True, help="fine-tuned run (lmforge finetune)")
-    parser.add_argument("--sparsity", type=float, required=True, help="share of Linear weights to zero, in [0, 1)")
-    parser.add_argument("--per-layer", action="store_true", help="the same sparsity in every layer (default: global)")
-    parser.add_argument("--retrain-epochs", type=float, default=0.0,
-                        help="then fine-tune this many epochs on the run's own training data, pruned weights "
-                             "held at zero (e.g. 1)")
-    parser.add_argument("--retrain-lr", type=float, default=1e-4, help="peak LR of that re-fine-tuning")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 dynamic-quantization row")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    add_config_args(parser, PruneConfig, switches=True)
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = prune_run(args.run, args.out, args.sparsity, args.per_layer, not args.no_int8, args.overwrite,
-                       args.retrain_epochs, args.retrain_lr)
-    metric = next((k for k in ("macro_f1", "token_accuracy", "word_f1") if k in result["before"]), None)
+    result = prune_run(config_from_args(PruneConfig, args))
+    metric = next((k for k in ("macro_f1", "token_accuracy", "word_f1", "f1", "micro_f1") if k in result["before"]),
+                  None)
     print(f"{'':<11} {metric or 'metric':>14} {'params':>10} {'non-zero':>10} {'file MB':>8} {'gzip MB':>8} "
           f"{'examples/s':>11}", file=sys.stderr)
     for name in ("before", "after_pruning", "after", "after_int8"):

@@ -13,16 +13,14 @@ import math
 import sys
 from pathlib import Path
 
+from lmforge.artifacts import read_json
 from lmforge.errors import InputError
-from lmforge.runs import RUN_CONFIG, read_json, read_run_config, run_contract
+from lmforge.runs import RUN_CONFIG, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("folder", type=Path, nargs="?", default=Path("runs"), help="folder holding run directories")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
-
-
-WEIGHT_FILES = ("model.safetensors", "ngram.safetensors", "vectors.safetensors", "baseline.json")
 
 
 def _records(run: Path) -> list[dict]:
@@ -42,7 +40,8 @@ def _val_bytes_per_token(shards: str) -> float | None:
 
 def describe(run: Path) -> dict:
     """One run's line: what it is and how far it got."""
-    contract = run_contract(read_run_config(run), run)
+    opened = open_run(run)
+    contract = opened.contract
     records = _records(run)
     train = [r for r in records if "loss" in r] or [r for r in records if "train_time" in r]
     vals = [r["val_loss"] for r in records if "val_loss" in r]
@@ -52,10 +51,11 @@ def describe(run: Path) -> dict:
            else None)
     if bpb is None and records and "bits_per_byte" in records[-1]:   # counting runs record it exactly
         bpb = records[-1]["bits_per_byte"]
-    return {"run": str(run), "family": contract.family, "preset": contract.preset, "objective": contract.objective,
+    return {"run": str(run), "kind": contract.kind, "family": contract.family, "preset": contract.preset,
+            "objective": contract.objective,
             "data": contract.shards or contract.corpus, "steps": max((r["step"] for r in records), default=0),
             "train_time": train[-1].get("train_time") if train else None, "best_val_loss": best,
-            "approx_bits_per_byte": bpb, "trained": any((run / name).exists() for name in WEIGHT_FILES)}
+            "approx_bits_per_byte": bpb, "trained": opened.weights_path.exists()}
 
 
 def list_runs(folder: Path) -> list[dict]:

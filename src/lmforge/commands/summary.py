@@ -82,13 +82,13 @@ def plot(stages: list[tuple[str, str, int]], title: str, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = load(args.run)
+    loaded = load(args.run, "summary", ("lm",))
     model = loaded.model
     length = min(args.tokens, getattr(model.config, "max_seq_len", args.tokens))
     rows = layer_rows(model, torch.zeros((1, length), dtype=torch.long))
     total = sum(p.numel() for p in model.parameters())
     out = args.out or Path(args.run) / "architecture.png"
-    plot(_top_level(rows), f"{loaded.run.family} ({loaded.run.preset}), {total / 1e6:.2f}M parameters, "
+    plot(_top_level(rows), f"{loaded.run.family} ({loaded.run.contract.preset}), {total / 1e6:.2f}M parameters, "
                            f"input 1x{length}", out)
     print(_table(rows, args.depth, total) + f"\ndiagram: {out}", file=sys.stderr if args.json else sys.stdout)
     if args.json:

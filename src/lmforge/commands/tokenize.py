@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from lmforge.errors import InputError
-from lmforge.tokenization.corpus import tokenize_corpus
-from lmforge.tokenization.tokenizer import Tokenizer
+from lmforge.tokenization.corpus import tokenize_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
@@ -23,18 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace shards already in --out (runs trained on them may stop matching)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-
-
-def tokenize_dataset(data: Path, tokenizer_dir: Path, out: Path | None, overwrite: bool = False) -> dict:
-    tokenizer = Tokenizer(tokenizer_dir)
-    out = out or Path(data) / "tokens" / tokenizer.name
-    if (Path(out) / "meta.json").exists() and not overwrite:
-        raise InputError(f"{out}: already holds token shards; runs trained on them would stop matching if they "
-                         "were replaced. Choose another --out, or pass --overwrite.")
-    summary = tokenize_corpus(data, tokenizer, out)
-    splits = ", ".join(f"{k} {v['tokens']:,} tokens" for k, v in summary["splits"].items())
-    print(f"tokenize: {splits} ({summary['dtype']}) at {summary['mb_per_s']:.1f} MB/s -> {out}", file=sys.stderr)
-    return summary
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,8 +20,9 @@ from lmforge.config import add_config_args, read_toml, values_from_args
 from lmforge.data.shards import read_meta
 from lmforge.errors import InputError
 from lmforge.models import ALL_MODELS, MODELS, TASK_MODELS
-from lmforge.runs import read_run_config, run_contract
-from lmforge.training.loop import TrainConfig
+from lmforge.runs import open_run
+from lmforge.training.config import TrainConfig
+from lmforge.training.recipes import RECIPES, recipe_for
 from lmforge.training.runs import new_run, resolve_configs, resume
 
 FOREIGN = "foreign__"
@@ -35,10 +36,15 @@ def chosen_family(argv) -> str:
     known, _ = pre.parse_known_args(list(argv or []))
     if known.resume is not None:
         try:
-            return run_contract(read_run_config(known.resume), known.resume).family
+            return open_run(known.resume).family
         except InputError:
             return known.model  # the command itself reports the bad run directory
     return known.model
+
+
+def _options_cls(family: str) -> type | None:
+    """The config class of the family's default objective's own options (masked LM for bert), if any."""
+    return recipe_for(family).options if family in MODELS else None
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
@@ -54,12 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     if family in MODELS:
         add_config_args(parser, MODELS[family].config_cls)
+        if _options_cls(family):
+            add_config_args(parser, _options_cls(family))
         _add_foreign_flags(parser, family)
     add_config_args(parser, TrainConfig)
 
 
 def _own_fields(family: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(MODELS[family].config_cls) if f.metadata.get("cli", True)}
+    """The flags of a family's model config and of its objectives' own configs."""
+    classes = [MODELS[family].config_cls] + [r.options for (f, _), r in RECIPES.items() if f == family and r.options]
+    return {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("cli", True)}
 
 
 def _add_foreign_flags(parser: argparse.ArgumentParser, family: str) -> None:
@@ -92,28 +102,32 @@ def start_run(args: argparse.Namespace) -> dict:
     _refuse_foreign_flags(args, args.model)
     meta = read_meta(args.data)
     file_values = read_toml(args.config) if args.config else {}
-    model_config, train_config = resolve_configs(
+    options_cls = _options_cls(args.model)
+    model_config, train_config, options = resolve_configs(
         args.model, args.preset, meta.vocab_size, file_values,
-        values_from_args(args, MODELS[args.model].config_cls), values_from_args(args, TrainConfig))
+        values_from_args(args, MODELS[args.model].config_cls), values_from_args(args, TrainConfig),
+        values_from_args(args, options_cls) if options_cls else None)
     return new_run(args.out, args.model, args.preset, model_config, train_config, meta,
-                   _sampler(args.model, meta.directory))
+                   _sample_text(args.model, meta.directory), options)
 
 
 def resume_run(args: argparse.Namespace) -> dict:
-    family = run_contract(read_run_config(args.resume), args.resume).family
+    family = open_run(args.resume).family
     if family in MODELS:
         _refuse_foreign_flags(args, family)
-        if values_from_args(args, MODELS[family].config_cls):
-            raise InputError(f"{args.resume}: model options cannot change on --resume; start a new run instead.")
-    return resume(args.resume, values_from_args(args, TrainConfig), args.data, _sampler(family, args.resume))
+        options_cls = _options_cls(family)
+        if values_from_args(args, MODELS[family].config_cls) or (options_cls and values_from_args(args, options_cls)):
+            raise InputError(f"{args.resume}: model and objective options cannot change on --resume; start a new "
+                             "run instead.")
+    return resume(args.resume, values_from_args(args, TrainConfig), args.data, _sample_text(family, args.resume))
 
 
-def _sampler(family: str, tokenizer_dir: Path):
+def _sample_text(family: str, tokenizer_dir: Path):
     """What --sample-every prints: 100 tokens from the start of a document, seeded (decoders only);
     `tokenizer_dir` holds the tokenizer.json of the shards (new run) or of the run (resume)."""
     if family not in MODELS or MODELS[family].kind != "decoder":
         return None
-    from lmforge.inference.generate import generate
+    from lmforge.inference.decoding import generate
     from lmforge.inference.sampling import SamplingConfig
     from lmforge.tokenization.tokenizer import Tokenizer
 

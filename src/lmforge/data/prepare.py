@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lmforge.artifacts import read_json, write_json
 from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions, load_facts, write_final
 from lmforge.data.minhash import MinHashConfig
 from lmforge.data.multistream import part_of, split_into_parts
@@ -23,7 +24,6 @@ from lmforge.data.readers import doc_split_chars, list_input_files
 from lmforge.data.report import plot_lengths, summarize
 from lmforge.data.work import WORK_FORMAT_VERSION, finished_parts, part_name, process_input
 from lmforge.errors import InputError
-from lmforge.runs import read_json, write_json
 
 PREPARE_FORMAT_VERSION = 2
 # fork starts workers with the parent's imports and loaded models (py3langid, resiliparse) already

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmforge.runs import read_json
+from lmforge.artifacts import read_json
 
 
 def _add(total: dict, part: dict) -> None:

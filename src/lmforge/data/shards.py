@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.artifacts import check_format, read_json, write_json
 from lmforge.errors import InputError
-from lmforge.runs import check_format, read_json, write_json
 
 SHARDS_FORMAT_VERSION = 1
 

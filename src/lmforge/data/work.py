@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.artifacts import write_json
 from lmforge.data import cleaning, quality
 from lmforge.data.documents import Document, count_words
 from lmforge.data.extras import require
@@ -24,7 +25,6 @@ from lmforge.data.minhash import MinHasher
 from lmforge.data.pipeline import StepCounts, document_keys, keep_if, map_step, reject_by, run_pipeline
 from lmforge.data.readers import ReadOptions, read_file, source_kind
 from lmforge.data.writers import DocumentWriter
-from lmforge.runs import write_json
 
 WORK_FORMAT_VERSION = 2  # a work/ folder of another version is not resumed
 # per kept document, in part order: all phase 2 needs besides the line itself

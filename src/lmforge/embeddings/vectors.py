@@ -10,18 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.artifacts import atomic_write_bytes, read_json, save_arrays, write_json
 from lmforge.errors import InputError
-from lmforge.runs import (
-    RUN_CONFIG,
-    RunConfig,
-    atomic_write_bytes,
-    atomic_write_text,
-    read_json,
-    read_run_config,
-    run_contract,
-    save_arrays,
-    write_json,
-)
+from lmforge.runs import RunConfig, open_run, write_run
 
 WEIGHTS = "vectors.safetensors"
 VOCAB = "vocab.json"
@@ -44,8 +35,6 @@ class WordVectors:
 
 def save_embed_run(out: Path, vectors: WordVectors, family: str, corpus: str, model: dict, train: dict,
                    tokenizer_sha256: str = "") -> None:
-    from lmforge.config import to_toml
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {"vectors": np.ascontiguousarray(vectors.vectors, dtype=np.float32)}
@@ -53,27 +42,16 @@ def save_embed_run(out: Path, vectors: WordVectors, family: str, corpus: str, mo
         tensors["counts"] = vectors.counts.astype(np.int64)
     save_arrays(out / WEIGHTS, tensors, "vectors")
     write_json(out / VOCAB, vectors.words)
-    sections = RunConfig(family, "", "embeddings", "", tokenizer_sha256, corpus=corpus).sections()
-    atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model, "train": train,
-                                                 "data": sections["data"]}))
-
-
-def is_embed_run(path: Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and (path / RUN_CONFIG).exists() and \
-        read_run_config(path).get("run", {}).get("family") in FAMILIES
+    write_run(out, RunConfig(family, "", "embeddings", "", tokenizer_sha256, corpus=corpus, kind="embeddings"),
+              {"model": model, "train": train})
 
 
 def load_embed_run(run_dir: Path) -> tuple[WordVectors, dict]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    contract = run_contract(config, run_dir)
-    if contract.family not in FAMILIES:
-        raise InputError(f"{run_dir}: a {contract.family} run, not word vectors; pass the --out of `lmforge embed "
-                         "train`.")
+    run = open_run(run_dir).require("embed", "embeddings")
+    run_dir, config = run.path, run.sections
     words = read_json(run_dir / VOCAB, "vocabulary")
     try:
         tensors = load_file(str(run_dir / WEIGHTS))

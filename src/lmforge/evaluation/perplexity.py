@@ -103,7 +103,7 @@ def stream_nll_sums(model: nn.Module, tokens: np.ndarray, starts: np.ndarray, se
     was_training = model.training
     model.eval()
     runs = np.array_split(starts, min(batch_size, len(starts)))           # longer runs first
-    state = model.new_state(len(runs), device=device)
+    state = model.new_state(len(runs), device=device).layers
     totals = NLLSums()
     for k in range(len(runs[0])):
         active = sum(len(run) > k for run in runs)                          # a prefix of the rows

@@ -9,7 +9,7 @@ import numpy as np
 
 from lmforge.evaluation.classification import classification_report, fairness_gaps, slice_report
 from lmforge.evaluation.plots import save_figure
-from lmforge.evaluation.tagging import entity_f1, segmentation_prf, token_accuracy
+from lmforge.evaluation.tagging import entity_f1, token_accuracy
 
 
 def classify_report(probabilities: np.ndarray, gold: np.ndarray, labels: list[str], slices=None,
@@ -40,33 +40,6 @@ def tag_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     report = {"sentences": len(gold), "words": sum(map(len, gold)), "token_accuracy": token_accuracy(gold, predicted)}
     if any(t[:2] in ("B-", "I-", "E-", "S-") for sentence in gold for t in sentence):
         report["entity"] = entity_f1(gold, predicted)
-    return report
-
-
-def segment_report(sentences, predicted_tags: list[list[str]]) -> dict:
-    """Word P/R/F1 of the segmentation (SIGHAN scoring: a word is right when its character span is), the
-    character tag accuracy, and with joint POS the share of gold words found with their POS."""
-    from lmforge.tasks.segment import from_bmes
-
-    gold = [from_bmes(s.words, s.tags) for s in sentences]
-    found = [from_bmes(s.words, tags) for s, tags in zip(sentences, predicted_tags)]
-    report = {"sentences": len(sentences), "characters": sum(len(s.words) for s in sentences),
-              "char_tag_accuracy": token_accuracy([s.tags for s in sentences], predicted_tags),
-              "segmentation": segmentation_prf([g[0] for g in gold], [f[0] for f in found])}
-    if any(p for g in gold for p in g[1]):
-        right = total = 0
-        for (gw, gp), (fw, fp) in zip(gold, found):
-            predicted = {}
-            at = 0
-            for word, pos in zip(fw, fp):
-                predicted[(at, at + len(word))] = pos
-                at += len(word)
-            at = 0
-            for word, pos in zip(gw, gp):
-                right += predicted.get((at, at + len(word)), "<none>") == pos
-                total += 1
-                at += len(word)
-        report["pos_accuracy_on_gold_words"] = right / max(total, 1)
     return report
 
 

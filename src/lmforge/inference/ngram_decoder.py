@@ -7,11 +7,21 @@ past sentence ends instead of stopping at the first one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from lmforge.ngram.counting import BOS_ID, EOS_ID
 from lmforge.ngram.store import NgramRun
+
+
+@dataclass
+class NgramState:
+    """Per row, every token read (so a row can be cut back) and the recent words its next one follows."""
+
+    read: list[list[int]]
+    contexts: list[list[int]]
 
 
 class NgramDecoder(nn.Module):
@@ -21,14 +31,53 @@ class NgramDecoder(nn.Module):
         super().__init__()
         self.model = run.model
 
-    def new_state(self, batch_size: int = 1, device=None, dtype=None) -> list[int]:
-        return [BOS_ID]
+    def new_state(self, batch_size: int = 1, max_len: int | None = None, memory=None, device=None,
+                  dtype=None) -> NgramState:
+        if memory is not None:
+            raise ValueError("an n-gram model reads no encoder memory")
+        return NgramState([[] for _ in range(batch_size)], [[BOS_ID] for _ in range(batch_size)])
 
-    def step(self, tokens: torch.Tensor, state: list[int]) -> tuple[torch.Tensor, list[int]]:
-        for token in tokens[0].tolist():
-            state = [BOS_ID] if token == EOS_ID else [*state, token][-(self.model.order - 1 or 1):]
-        probs = torch.from_numpy(self.model.next_distribution(state if self.model.order > 1 else []))
-        return probs.clamp_min(1e-30).log().float().view(1, 1, -1), state
+    def _advance(self, context: list[int], token: int) -> list[int]:
+        return [BOS_ID] if token == EOS_ID else [*context, token][-(self.model.order - 1 or 1):]
+
+    def _distribution(self, context: list[int]) -> torch.Tensor:
+        probs = torch.from_numpy(self.model.next_distribution(context if self.model.order > 1 else []))
+        return probs.clamp_min(1e-30).log().float()
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor, state: NgramState,
+             keep_last: int | None = None) -> tuple[torch.Tensor, NgramState]:
+        """Log-probabilities (B, T, V) of the next word after each column (the last `keep_last` only);
+        padding (positions < 0) is not read."""
+        T = tokens.size(1)
+        first = T - (keep_last or T)
+        rows = []
+        for ids, where, read, context in zip(tokens.tolist(), positions.tolist(), state.read, state.contexts):
+            out = []
+            for column, (token, position) in enumerate(zip(ids, where)):
+                if position >= 0:
+                    read.append(token)
+                    context[:] = self._advance(context, token)
+                if column >= first:
+                    out.append(self._distribution(context))
+            rows.append(torch.stack(out))
+        return torch.stack(rows), state
+
+    def reorder(self, state: NgramState, index: torch.Tensor) -> NgramState:
+        rows = index.tolist()
+        return NgramState([list(state.read[i]) for i in rows], [list(state.contexts[i]) for i in rows])
+
+    def truncate(self, state: NgramState, lengths: list[int]) -> NgramState:
+        """Each row cut back to its first lengths[b] tokens, its context replayed from them."""
+        read, contexts = [], []
+        for tokens, length in zip(state.read, lengths):
+            if length > len(tokens) or length < 0:
+                raise ValueError(f"cannot cut a row of {len(tokens)} tokens back to {length}")
+            context = [BOS_ID]
+            for token in tokens[:length]:
+                context = self._advance(context, token)
+            read.append(tokens[:length])
+            contexts.append(context)
+        return NgramState(read, contexts)
 
 
 class NgramText:

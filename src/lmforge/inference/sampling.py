@@ -1,4 +1,6 @@
-"""Turn next-token logits into a token: repetition penalty, temperature, top-k, top-p."""
+"""Turn next-token logits into tokens: repetition penalty, temperature, top-k, top-p. Rows of a batch
+are filtered together and drawn each with its own generator, so a row's tokens for a given seed are
+the same whatever else shares the batch."""
 
 from __future__ import annotations
 
@@ -41,26 +43,26 @@ def apply_repetition_penalty(logits: Tensor, context: Tensor | None, penalty: fl
 
 
 def filter_top_k_top_p(logits: Tensor, top_k: int | None, top_p: float | None) -> Tensor:
-    """Set the logits of excluded tokens to -inf; the most likely token is always kept."""
+    """Set the logits of excluded tokens to -inf, along the last dimension of (V,) or (B, V); the most
+    likely token is always kept."""
     if top_k is not None and top_k < logits.size(-1):
-        threshold = torch.topk(logits, top_k).values[-1]
+        threshold = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < threshold, float("-inf"))
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p   # mass before this token already >= p
-        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(-1)
+        drop_sorted = probs.cumsum(-1) - probs >= top_p   # mass before this token already >= p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
 
 
-def sample_next(logits: Tensor, context: Tensor | None, config: SamplingConfig, generator: torch.Generator) -> int:
-    """One token id from logits (V,)."""
-    logits = apply_repetition_penalty(logits.float(), context, config.repetition_penalty)
-    if config.temperature == 0:
-        return int(logits.argmax())
-    logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
-    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+def _penalised(logits: Tensor, histories: list[Tensor | None] | None, penalty: float) -> Tensor:
+    """(B, V) float logits with each row's repetition penalty applied."""
+    logits = logits.float()
+    if penalty == 1.0 or histories is None:
+        return logits
+    return torch.stack([apply_repetition_penalty(row, history, penalty) for row, history in zip(logits, histories)])
 
 
 def next_token_probs(logits: Tensor, context: Tensor | None, config: SamplingConfig) -> Tensor:
@@ -69,3 +71,25 @@ def next_token_probs(logits: Tensor, context: Tensor | None, config: SamplingCon
     if config.temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(), logits.size(-1)).float()
     return filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p).softmax(-1)
+
+
+def sample_rows(logits: Tensor, histories: list[Tensor | None] | None, config: SamplingConfig,
+                generators: list[torch.Generator]) -> list[int]:
+    """One token id per row of (B, V) logits; row b draws with generators[b] alone."""
+    logits = _penalised(logits, histories, config.repetition_penalty)
+    if config.temperature == 0:
+        return logits.argmax(dim=-1).tolist()
+    probs = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p).softmax(-1)
+    return [int(torch.multinomial(row, 1, generator=generator)) for row, generator in zip(probs, generators)]
+
+
+def sample_next(logits: Tensor, context: Tensor | None, config: SamplingConfig, generator: torch.Generator) -> int:
+    """One token id from logits (V,)."""
+    return sample_rows(logits[None], None if context is None else [context], config, [generator])[0]
+
+
+def seeded_generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with `seed` (a fresh random seed when None)."""
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    return generator

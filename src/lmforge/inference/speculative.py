@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lmforge.inference.generate import Generation, _Stream
-from lmforge.inference.sampling import SamplingConfig, next_token_probs
+from lmforge.inference.decoding import Generation, TextStream, start_context
+from lmforge.inference.sampling import SamplingConfig, next_token_probs, seeded_generator
 
 
 @dataclass
@@ -71,8 +71,8 @@ class ModelDrafter:
         if limit and len(context) + self.k > limit:            # too long for the drafter: start over on the tail
             common, self.state = 0, self.model.new_state(1, device=self.device, dtype=self.dtype)
             context = context[-(limit // 2):]
-        self.state = self.model.truncate(self.state, common)
-        logits, self.state = self.model.step(torch.tensor([context[common:]], device=self.device), self.state)
+        self.state = self.model.truncate(self.state, [common])
+        logits, self.state = self.model.step(*_row(context[common:], common, self.device), self.state, keep_last=1)
         self.seen = list(context)
         return logits[0, -1]
 
@@ -86,10 +86,16 @@ class ModelDrafter:
             tokens.append(token)
             probs.append(q)
             if i + 1 < self.k:
-                logits, self.state = self.model.step(torch.tensor([[token]], device=self.device), self.state)
+                logits, self.state = self.model.step(*_row([token], len(self.seen), self.device), self.state)
                 logits = logits[0, -1]
                 self.seen.append(token)
         return tokens, probs
+
+
+def _row(tokens: list[int], start: int, device) -> tuple[Tensor, Tensor]:
+    """(tokens, positions) of one row of new tokens from position `start` on."""
+    return (torch.tensor([tokens], device=device),
+            torch.arange(start, start + len(tokens), device=device)[None])
 
 
 def _verify(p: Tensor, token: int, q: Tensor | None, generator) -> int | None:
@@ -130,15 +136,15 @@ def generate_speculative(model: nn.Module, prompt_ids: list[int], drafter, *, ma
                          sampling: SamplingConfig, seed: int | None, eos_id: int | None,
                          decode: Callable[[list[int]], str], stop_strings: list[str] = (),
                          on_text: Callable[[str], None] | None = None) -> tuple[Generation, SpeculativeStats]:
-    """Like `generate`, with drafted tokens verified k at a time; `model` must implement `truncate`."""
+    """Like `generate`, with drafted tokens verified k at a time through the decoder protocol (`truncate`
+    cuts the rejected ones from the target's state)."""
     param = next(model.parameters())
     max_len = model.max_context
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(seed if seed is not None else torch.seed())
-    context = list(prompt_ids)[-(max_len - 1):] or [eos_id if eos_id is not None else 0]
+    generator = seeded_generator(seed)
+    context = start_context(prompt_ids, max_len, eos_id)
     state, seen = model.new_state(1, device=param.device, dtype=param.dtype), 0
     new_ids: list[int] = []
-    stats, stream, reason = SpeculativeStats(), _Stream(decode, list(stop_strings), on_text), "length"
+    stats, stream, reason = SpeculativeStats(), TextStream(decode, list(stop_strings), on_text), "length"
     while len(new_ids) < max_new_tokens and reason == "length":
         draft, q = drafter.propose(context, sampling, generator)
         draft = draft[:max(0, min(max_new_tokens - len(new_ids) - 1, max_len - len(context) - 1))]
@@ -146,23 +152,28 @@ def generate_speculative(model: nn.Module, prompt_ids: list[int], drafter, *, ma
             state, seen, context, draft = model.new_state(1, device=param.device, dtype=param.dtype), 0, \
                 context[-(max_len // 2):], []
         pending = context[seen:] + draft
-        logits, state = model.step(torch.tensor([pending], device=param.device), state)   # (1, T, V)
-        logits = logits[0, len(pending) - len(draft) - 1:].float().cpu()                   # (k + 1, V)
+        logits, state = model.step(*_row(pending, seen, param.device), state, keep_last=len(draft) + 1)
+        logits = logits[0].float().cpu()                                                     # (k + 1, V)
         accepted, kept = _accept(logits, draft, q, context, sampling, generator, eos_id)
         stats.target_passes += 1
         stats.drafted += len(draft)
         stats.accepted += kept
         seen = len(context) + kept   # the state holds the context and the kept drafts; the rest is cut
-        state = model.truncate(state, seen)
-        for token in accepted:
-            if token == eos_id:
-                reason = "eos"
-                break
-            context.append(token)
-            new_ids.append(token)
-            if (on_text or stop_strings) and stream.push(new_ids):
-                reason = "stop_string"
-                break
-            if len(new_ids) >= max_new_tokens:
-                break
+        state = model.truncate(state, [seen])
+        reason = _append(accepted, context, new_ids, stream, eos_id, max_new_tokens, bool(on_text or stop_strings))
     return Generation(stream.finish(new_ids), new_ids, reason), stats
+
+
+def _append(accepted: list[int], context: list[int], new_ids: list[int], stream: TextStream, eos_id: int | None,
+            max_new_tokens: int, watch_text: bool) -> str:
+    """Take the verified tokens until EOS, a stop string or the length limit; the reason decoding goes on or ends."""
+    for token in accepted:
+        if token == eos_id:
+            return "eos"
+        context.append(token)
+        new_ids.append(token)
+        if watch_text and stream.push(new_ids):
+            return "stop_string"
+        if len(new_ids) >= max_new_tokens:
+            break
+    return "length"

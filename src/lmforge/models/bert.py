@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmforge.models.gpt import RotaryEmbedding, apply_rope
 from lmforge.models.heads import MLMHead
+from lmforge.models.layers import RotaryEmbedding, apply_rope
 
 
 @dataclass

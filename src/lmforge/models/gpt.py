@@ -1,4 +1,5 @@
-"""A Llama-compatible GPT decoder: RoPE, RMSNorm, SwiGLU, causal SDPA attention, KV cache."""
+"""A Llama-compatible GPT decoder: RoPE, RMSNorm, SwiGLU, causal SDPA attention, a KV cache with a length
+per row, and the decoder protocol (inference/decoding.py) over it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from lmforge.models.layers import CacheStep, KVCache, RMSNorm, RotaryEmbedding, SwiGLU, apply_rope
 
 
 @dataclass
@@ -72,57 +75,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class KVCache:
-    """Keys and values of past positions, preallocated for `max_len` tokens, one slot per layer."""
-
-    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device=None, dtype=None):
-        shape = (config.n_layers, batch_size, config.n_kv_heads, max_len, config.head_dim)
-        self.keys = torch.zeros(shape, device=device, dtype=dtype)
-        self.values = torch.zeros(shape, device=device, dtype=dtype)
-        self.pos = 0  # tokens already stored
-        self.max_len = max_len
-
-    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store (B, H_kv, T, hd) new keys/values at the current position; return all so far."""
-        end = self.pos + k.size(2)
-        self.keys[layer, :, :, self.pos:end] = k
-        self.values[layer, :, :, self.pos:end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
-
-
-class RotaryEmbedding(nn.Module):
-    """cos/sin tables for rotary position embeddings (rotate-half layout, as in Llama/HF)."""
-
-    def __init__(self, head_dim: int, max_seq_len: int, theta: float):
-        super().__init__()
-        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)  # (T, hd/2)
-        angles = torch.cat([angles, angles], dim=-1)                                    # (T, hd)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
-
-    def forward(self, start: int, T: int) -> tuple[Tensor, Tensor]:
-        """cos and sin of positions start .. start+T-1, shaped (T, 1, hd) to broadcast over heads."""
-        return self.cos[start:start + T, None], self.sin[start:start + T, None]
-
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate (B, T, heads, hd) queries/keys by their positions' angles."""
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
-
-
 class Attention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -132,7 +84,8 @@ class Attention(nn.Module):
         self.out = nn.Linear(config.d_model, config.d_model, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], layer: int, cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], layer: int, cache: KVCache | None,
+                step: CacheStep | None) -> Tensor:
         B, T, _ = x.shape
         H, H_kv = self.n_heads, self.n_kv_heads
         qkv = self.qkv(x).view(B, T, H + 2 * H_kv, self.head_dim)        # (B, T, H + 2 H_kv, hd)
@@ -140,27 +93,26 @@ class Attention(nn.Module):
         q = qk[:, :, :H].transpose(1, 2)                                  # (B, H, T, hd)
         k = qk[:, :, H:].transpose(1, 2)                                  # (B, H_kv, T, hd)
         v = qkv[:, :, H + H_kv:].transpose(1, 2)                          # (B, H_kv, T, hd)
-        start = cache.pos if cache is not None else 0
+        mask, causal = None, T > 1
         if cache is not None:
-            k, v = cache.update(layer, k, v)                              # (B, H_kv, start+T, hd)
-        mask, causal = None, start == 0 and T > 1
-        if start > 0 and T > 1:  # a chunk after a cached prefix: query i sees keys <= start + i
-            mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            k, v = cache.store(layer, k, v, step)                         # (B, H_kv, S, hd)
+            mask, causal = _cached_mask(step, x.device)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0,
                                            enable_gqa=H_kv != H)           # (B, H, T, hd)
         return self.out(y.transpose(1, 2).reshape(B, T, -1))              # (B, T, d_model)
 
 
-class SwiGLU(nn.Module):
-    def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=False)
-        self.down = nn.Linear(config.d_ff, config.d_model, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)   # (B, T, d_ff) each
-        return self.down(F.silu(gate) * up)           # (B, T, d_model)
+def _cached_mask(step: CacheStep, device) -> tuple[Tensor | None, bool]:
+    """(mask, is_causal) of the cached slots each new query sees: all of them for a single new token;
+    the causal part of a first chunk; the prefix plus the causal part of a later chunk; each row its own
+    (step.mask) when rows differ."""
+    if not step.uniform:
+        return step.mask, False
+    start, T = step.starts[0], step.width
+    if T == 1 or start == 0:
+        return None, T > 1
+    return torch.ones(T, start + T, dtype=torch.bool, device=device).tril(diagonal=start), False
 
 
 class Block(nn.Module):
@@ -169,11 +121,12 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
         self.attn = Attention(config)
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.mlp = SwiGLU(config)
+        self.mlp = SwiGLU(config.d_model, config.d_ff)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], layer: int, cache: KVCache | None) -> Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), rope, layer, cache))
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], layer: int, cache: KVCache | None,
+                step: CacheStep | None) -> Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), rope, layer, cache, step))
         return x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 
@@ -199,40 +152,62 @@ class GPT(nn.Module):
             scale = 1 / math.sqrt(2 * self.config.n_layers) if name.endswith(("attn.out.weight", "down.weight")) else 1
             nn.init.normal_(param, mean=0.0, std=std * scale)
 
-    def hidden(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
+    def hidden(self, tokens: Tensor, cache: KVCache | None = None, positions: Tensor | None = None) -> Tensor:
         """The final normed states (B, T, d_model) that lm_head maps to logits (a loss can fuse the
-        head and never hold all logits; task heads read them too)."""
-        T = tokens.size(1)
-        start = cache.pos if cache is not None else 0
-        if start + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        head and never hold all logits; task heads read them too). With a cache, `positions` (B, T) give
+        each token's position (< 0: padding, which comes before a row's tokens); by default each row
+        continues where it stopped."""
+        B, T = tokens.shape
         x = self.embed(tokens)                          # (B, T, d_model)
-        rope = self.rope(start, T)                      # cos, sin: (T, 1, head_dim)
+        if cache is None:
+            if self.config.max_seq_len < T:
+                raise ValueError(f"sequence of {T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+            rope, step = self.rope(0, T), None                          # cos, sin: (T, 1, head_dim)
+        else:
+            if positions is None:
+                positions = torch.tensor(cache.lengths, device=tokens.device)[:, None] + \
+                    torch.arange(T, device=tokens.device)               # (B, T)
+            step = cache.plan(positions)
+            rope = self.rope(step.starts[0], T) if step.uniform else self.rope.at(positions)
         for layer, block in enumerate(self.blocks):
-            x = block(x, rope, layer, cache)
+            x = block(x, rope, layer, cache, step)
         if cache is not None:
-            cache.pos += T
+            cache.advance(step)
         return self.norm(x)                             # (B, T, d_model)
 
-    def forward(self, tokens: Tensor, cache: KVCache | None = None) -> Tensor:
-        return self.lm_head(self.hidden(tokens, cache))  # (B, T, vocab_size)
+    def forward(self, tokens: Tensor, cache: KVCache | None = None, positions: Tensor | None = None) -> Tensor:
+        return self.lm_head(self.hidden(tokens, cache, positions))  # (B, T, vocab_size)
 
-    # --- the decoder protocol (inference/generate.py uses only these) -------------------------
+    # --- the decoder protocol (inference/decoding.py) ------------------------------------------
     @property
     def max_context(self) -> int:
         return self.config.max_seq_len
 
-    def new_state(self, batch_size: int, device=None, dtype=None) -> KVCache:
-        return KVCache(self.config, batch_size, self.config.max_seq_len, device=device, dtype=dtype)
+    def new_state(self, batch_size: int, max_len: int | None = None, memory: Tensor | None = None,
+                  device=None, dtype=None) -> KVCache:
+        """An empty cache for `batch_size` rows of up to `max_len` tokens (a decoder-only model reads no
+        encoder memory)."""
+        if memory is not None:
+            raise ValueError("a GPT decoder reads no encoder memory")
+        c = self.config
+        return KVCache(c.n_layers, batch_size, c.n_kv_heads, min(max_len or c.max_seq_len, c.max_seq_len),
+                       c.head_dim, device=device, dtype=dtype)
 
-    def step(self, tokens: Tensor, state: KVCache) -> tuple[Tensor, KVCache]:
-        """Logits (B, T, vocab_size) for `tokens` after the cached positions; the cache grows by T."""
-        return self.forward(tokens, state), state
+    def step(self, tokens: Tensor, positions: Tensor, state: KVCache,
+             keep_last: int | None = None) -> tuple[Tensor, KVCache]:
+        """Logits (B, T, vocab_size) for `tokens` (B, T) at `positions` after each row's cached tokens, or
+        for the last `keep_last` columns only; the cache grows by each row's real tokens."""
+        hidden = self.hidden(tokens, state, positions)
+        if keep_last is not None:
+            hidden = hidden[:, -keep_last:]
+        return self.lm_head(hidden), state
 
-    def truncate(self, state: KVCache, length: int) -> KVCache:
-        """Forget the cached positions from `length` on (draft tokens the verifier rejected)."""
-        state.pos = length
-        return state
+    def reorder(self, state: KVCache, index: Tensor) -> KVCache:
+        return state.reorder(index)
+
+    def truncate(self, state: KVCache, lengths: list[int]) -> KVCache:
+        """Forget each row's cached tokens from lengths[b] on (drafts the verifier rejected)."""
+        return state.truncate(lengths)
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())

@@ -14,6 +14,32 @@ State = tuple[Tensor, ...]  # (h,) for rnn/gru, (h, c) for lstm; each (n_layers,
 
 
 @dataclass
+class LastStep:
+    """What the latest decoder step read, so a state can be cut back inside it."""
+
+    before: State
+    tokens: Tensor            # (B, T)
+    positions: Tensor         # (B, T)
+    counts: list[int]         # real tokens per row
+
+
+@dataclass
+class RecurrentState:
+    """The decoder state of a batch: the layers' states, tokens read per row, and the last step."""
+
+    layers: State
+    lengths: list[int]
+    last: LastStep | None = None
+
+    def reorder(self, index: Tensor) -> RecurrentState:
+        rows = index.tolist()
+        last = None if self.last is None else LastStep(
+            tuple(s[:, index] for s in self.last.before), self.last.tokens[index], self.last.positions[index],
+            [self.last.counts[i] for i in rows])
+        return RecurrentState(tuple(s[:, index] for s in self.layers), [self.lengths[i] for i in rows], last)
+
+
+@dataclass
 class RNNConfig:
     vocab_size: int = 8192
     """Tokens in the vocabulary; must match the tokenizer (taken from the shards when training)."""
@@ -115,18 +141,78 @@ class RNNLM(nn.Module):
         """Logits (B, T, vocab_size) of a sequence read from `state` (zeros when None)."""
         return self.lm_head(self.hidden(tokens, state)[0])
 
-    # --- the decoder protocol (inference/generate.py uses only these) -------------------------
+    # --- the decoder protocol (inference/decoding.py) ------------------------------------------
     max_context = None  # a recurrent state summarises any length of context
 
-    def new_state(self, batch_size: int, device=None, dtype=None) -> State:
+    def new_state(self, batch_size: int, max_len: int | None = None, memory: Tensor | None = None,
+                  device=None, dtype=None) -> RecurrentState:
+        """Zero states for `batch_size` rows (any length fits; a language model reads no encoder memory)."""
+        if memory is not None:
+            raise ValueError("a recurrent language model reads no encoder memory")
         shape = (self.config.n_layers, batch_size, self.config.d_model)
         count = 2 if self.config.cell == "lstm" else 1
-        return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in range(count))
+        return RecurrentState(tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in range(count)),
+                              [0] * batch_size)
 
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        """Logits (B, T, vocab_size) for `tokens` after `state`, and the state after them."""
-        hidden, state = self.hidden(tokens, state)
-        return self.lm_head(hidden), state
+    def step(self, tokens: Tensor, positions: Tensor, state: RecurrentState,
+             keep_last: int | None = None) -> tuple[Tensor, RecurrentState]:
+        """Logits (B, T, vocab_size) for `tokens` after each row's state (or for the last `keep_last`
+        columns). Padding (positions < 0, before a row's tokens) leaves a row's state as it was; a token
+        at position 0 starts its row from a zero state."""
+        out, layers = self._read(tokens, positions, state.layers)
+        counts = (positions >= 0).sum(dim=1).tolist()
+        new = RecurrentState(layers, [n + c for n, c in zip(state.lengths, counts)],
+                             LastStep(state.layers, tokens, positions, counts))
+        if keep_last is not None:
+            out = out[:, -keep_last:]
+        return self.lm_head(out), new
+
+    def _read(self, tokens: Tensor, positions: Tensor, state: State) -> tuple[Tensor, State]:
+        """Output states (B, T, d) and the states after the chunk: pieces between the columns where a
+        row's tokens begin, rows still in their padding keeping their state through a piece."""
+        T = tokens.size(1)
+        real = positions >= 0                                                   # (B, T)
+        first = torch.where(real.any(dim=1), real.float().argmax(dim=1), torch.full_like(real[:, 0], T,
+                                                                                        dtype=torch.long))
+        bounds = sorted({0, T, *first.tolist()})
+        pieces = []
+        for start, end in zip(bounds, bounds[1:]):
+            resets = (positions[:, start] == 0)                                 # (B,)
+            if resets.any():
+                keep = (~resets).to(state[0].dtype)[None, :, None]              # (1, B, 1)
+                state = tuple(s * keep for s in state)
+            out, after = self.hidden(tokens[:, start:end], state)              # (B, end - start, d)
+            waiting = (first >= end)[None, :, None]                             # rows with no token yet
+            state = tuple(torch.where(waiting, s, a) for s, a in zip(state, after))
+            pieces.append(out)
+        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)), state
+
+    def reorder(self, state: RecurrentState, index: Tensor) -> RecurrentState:
+        return state.reorder(index)
+
+    def truncate(self, state: RecurrentState, lengths: list[int]) -> RecurrentState:
+        """Cut rows back to lengths[b] tokens: possible within the last step (speculative decoding
+        rejects drafts of the step that read them), by re-reading that step's kept tokens."""
+        if list(lengths) == state.lengths:
+            return state
+        last = state.last
+        kept = None if last is None else [new - (old - count) for new, old, count in
+                                          zip(lengths, state.lengths, last.counts)]
+        if kept is None or any(k < 0 or k > c for k, c in zip(kept, last.counts)):
+            raise ValueError(f"a recurrent state can be cut back only within its last step "
+                             f"(lengths {state.lengths} -> {list(lengths)})")
+        return RecurrentState(self._replay(last, kept), list(lengths), None)
+
+    def _replay(self, last: LastStep, kept: list[int]) -> State:
+        """The state of each row after the first kept[b] real tokens of the last step."""
+        T = last.tokens.size(1)
+        state, result = last.before, [s.clone() for s in last.before]
+        for column in range(T):
+            _, state = self._read(last.tokens[:, column:column + 1], last.positions[:, column:column + 1], state)
+            done = torch.tensor([T - c + k - 1 == column for c, k in zip(last.counts, kept)],
+                                device=state[0].device)[None, :, None]
+            result = [torch.where(done, s, r) for s, r in zip(state, result)]
+        return tuple(result)
 
     # --- size ------------------------------------------------------------------------------------
     def num_params(self, embeddings: bool = True) -> int:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.artifacts import atomic_write_bytes
 from lmforge.data.readers import open_text
 from lmforge.errors import InputError
 from lmforge.ngram.tables import NO_PROB, NgramTables
-from lmforge.runs import atomic_write_bytes
 from lmforge.tokenization.words import SPECIAL_WORDS, UNK
 
 

@@ -9,19 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.artifacts import read_json, save_arrays, write_json
 from lmforge.errors import InputError
 from lmforge.ngram.model import NgramModel
 from lmforge.ngram.tables import NgramTables
-from lmforge.runs import (
-    RUN_CONFIG,
-    RunConfig,
-    atomic_write_text,
-    read_json,
-    read_run_config,
-    run_contract,
-    save_arrays,
-    write_json,
-)
+from lmforge.runs import RunConfig, open_run, write_run
 from lmforge.tokenization.words import WordSplitter
 
 WEIGHTS = "ngram.safetensors"
@@ -39,8 +31,6 @@ class NgramRun:
 
 def save_ngram_run(out: Path, tables: NgramTables, splitter: WordSplitter, corpus: str, model_section: dict,
                    train_section: dict) -> None:
-    from lmforge.config import to_toml
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -55,26 +45,18 @@ def save_ngram_run(out: Path, tables: NgramTables, splitter: WordSplitter, corpu
     if splitter.tokenizer is not None:
         shutil.copyfile(splitter.tokenizer.path, out / "tokenizer.json")
         tokenizer_sha = splitter.tokenizer.sha256
-    run = RunConfig(FAMILY, "", "counts", "", tokenizer_sha, corpus=corpus)
-    sections = run.sections()
+    run = RunConfig(FAMILY, "", "counts", "", tokenizer_sha, corpus=corpus, kind="ngram")
     model = {"order": tables.order, "vocab_size": tables.vocab_size, **splitter.describe(), **model_section,
              "ngrams": tables.counts()}
-    atomic_write_text(out / RUN_CONFIG, to_toml({"run": sections["run"], "model": model, "train": train_section,
-                                                 "data": sections["data"]}))
-
-
-def is_ngram_run(run_dir: Path) -> bool:
-    config = read_run_config(run_dir)
-    return config.get("run", {}).get("family") == FAMILY
+    write_run(out, run, {"model": model, "train": train_section})
 
 
 def load_ngram_run(run_dir: Path) -> NgramRun:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    contract = run_contract(config, run_dir)
+    run = open_run(run_dir).require("ngram", "ngram")
+    run_dir, config = run.path, run.sections
     order = int(config.get("model", {}).get("order", 0))
     vocab = read_json(run_dir / VOCAB, "n-gram vocabulary")
     try:
@@ -97,7 +79,7 @@ def load_ngram_run(run_dir: Path) -> NgramRun:
     splitter = WordSplitter(model_section.get("words", "words"), bool(model_section.get("lowercase", False)),
                             tokenizer)
     meta = {k: model_section.get(k) for k in ("smoothing", "discounts", "prune")}
-    return NgramRun(NgramModel(NgramTables(vocab, keys, logp, backoff, meta)), splitter, contract, config)
+    return NgramRun(NgramModel(NgramTables(vocab, keys, logp, backoff, meta)), splitter, run.contract, config)
 
 
 COUNTS = "counts.safetensors"

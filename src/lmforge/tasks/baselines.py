@@ -12,10 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.artifacts import atomic_write_text, save_arrays
 from lmforge.errors import InputError
-from lmforge.runs import atomic_write_text, save_arrays
 
-BASELINES = ("tfidf-logreg", "tfidf-svm", "most-frequent-tag", "jieba", "overlap")
+# baseline -> the tasks it serves, and what to say when it is asked for another
+BASELINES = {"tfidf-logreg": ("classify", "pair"), "tfidf-svm": ("classify", "pair"),
+             "most-frequent-tag": ("tag", "segment"), "jieba": ("segment",), "overlap": ("qa",)}
+MISUSE = {"overlap": "the sliding-window QA baseline (--task qa)",
+          "jieba": "the Chinese segmentation reference (--task segment)",
+          "most-frequent-tag": "a tagging baseline (--task tag or segment)",
+          "tfidf-logreg": "a classification baseline; for --task tag use most-frequent-tag",
+          "tfidf-svm": "a classification baseline; for --task tag use most-frequent-tag"}
 WORD_NGRAMS, CHAR_NGRAMS = (1, 2), (2, 5)
 
 
@@ -27,10 +34,6 @@ def _vectorizers():
     return (TfidfVectorizer(ngram_range=WORD_NGRAMS, min_df=1, sublinear_tf=True, max_features=200_000),
             TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, min_df=2, sublinear_tf=True,
                             max_features=300_000))
-
-
-def _pair_text(text: str, text2: str | None) -> str:
-    return text if text2 is None else f"{text} ||| {text2}"
 
 
 class TfidfLinear:
@@ -143,6 +146,21 @@ class OverlapQA:
     def save(self, out: Path) -> None:
         atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": "overlap", "width": self.width,
                                                                    "labels": self.labels}))
+
+
+def fit_baseline(name: str, task: str, train: list, labels, balanced: bool, seed: int):
+    """A baseline fitted on the training items of `task` (examples, sentences or QA examples)."""
+    if task not in BASELINES[name]:
+        raise InputError(f"--model {name} is {MISUSE[name]}.")
+    if name == "overlap":
+        return OverlapQA.fit(train)
+    if name == "jieba":
+        return JiebaSegmenter()
+    if name == "most-frequent-tag":
+        return MostFrequentTag.fit(train, labels.names)
+    y, _ = labels.ids([e.label for e in train])
+    texts = [e.text if e.text2 is None else f"{e.text} ||| {e.text2}" for e in train]
+    return TfidfLinear.fit(name, texts, y, labels.names, "balanced" if balanced else None, seed)
 
 
 def load_baseline(run: Path):

@@ -24,6 +24,7 @@ class Encoded:
     labels: np.ndarray               # (N,) ids, (N, L) multi-hot, or per-example arrays for tagging
     word_starts: list[np.ndarray] | None = None   # tagging: token positions of each word's first piece
     origin: list[tuple[int, int]] | None = None   # (sentence, first word) of a tagged sequence, or (text, window)
+    windows: list | None = None                   # QA: the context windows the sequences are (tasks/qa.py)
 
 
 class Labels:

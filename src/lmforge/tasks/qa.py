@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmforge.errors import InputError
+from lmforge.evaluation.tagging import qa_exact_match, qa_f1
 from lmforge.tasks.data import read_records
+from lmforge.tasks.encode import Encoded
 
 
 @dataclass
@@ -58,7 +60,8 @@ class Window:
 
 
 def windows_of(examples: list[QAExample], tokenizer, max_len: int, stride: int, max_question: int = 64):
-    """Every window of every example (the encoder layout: [CLS] question [SEP] context [SEP])."""
+    """Every window of every example (the encoder layout: [CLS] question [SEP] context [SEP]); windows
+    start `stride` context tokens apart, or closer when fewer fit in one, so every token is read."""
     cls, sep = tokenizer.special_ids["cls"], tokenizer.special_ids["sep"]
     out = []
     for number, ex in enumerate(examples):
@@ -86,7 +89,7 @@ def windows_of(examples: list[QAExample], tokenizer, max_len: int, stride: int, 
             out.append(Window(number, np.asarray(ids, dtype=np.int64), segments, offsets, start, end))
             if part.stop >= len(ctx_ids):
                 break
-            begin += stride
+            begin += min(stride, room)   # a stride longer than a window's room would skip context tokens
     return out
 
 
@@ -127,3 +130,17 @@ def overlap_baseline(example: QAExample, width: int, stopwords: frozenset = froz
     sums = np.convolve(hits, np.ones(width, dtype=np.int64), mode="valid")
     first = int(np.argmax(sums))
     return " ".join(words[first:first + width])
+
+
+def qa_encoded(windows: list[Window]) -> Encoded:
+    """Windows as encoded examples with their (start, end) answer positions (kept for decoding answers)."""
+    return Encoded([w.ids for w in windows], [w.segments for w in windows],
+                   np.array([[w.start, w.end] for w in windows], dtype=np.int64), windows=windows)
+
+
+def qa_report(examples: list[QAExample], predicted: list[str]) -> dict:
+    """SQuAD exact match and token F1 of predicted answers."""
+    gold = [e.answer or "" for e in examples]
+    return {"examples": len(examples),
+            "exact_match": float(np.mean([qa_exact_match(g, p) for g, p in zip(gold, predicted)])),
+            "f1": float(np.mean([qa_f1(g, p) for g, p in zip(gold, predicted)]))}

@@ -5,6 +5,7 @@ sequence (an M or E without a B) starts a new word, so every character is placed
 
 from __future__ import annotations
 
+from lmforge.evaluation.tagging import segmentation_prf, token_accuracy
 from lmforge.tasks.data import Sentence
 
 
@@ -50,3 +51,28 @@ def jieba_words(text: str) -> list[str]:
         raise InputError("--model jieba needs the jieba package: pip install jieba (or 'lmforge[apps]').") from None
     jieba.setLogLevel(60)
     return [w for w in jieba.lcut(text) if w.strip()]
+
+
+def segment_report(sentences, predicted_tags: list[list[str]]) -> dict:
+    """Word P/R/F1 of the segmentation (SIGHAN scoring: a word is right when its character span is), the
+    character tag accuracy, and with joint POS the share of gold words found with their POS."""
+    gold = [from_bmes(s.words, s.tags) for s in sentences]
+    found = [from_bmes(s.words, tags) for s, tags in zip(sentences, predicted_tags)]
+    report = {"sentences": len(sentences), "characters": sum(len(s.words) for s in sentences),
+              "char_tag_accuracy": token_accuracy([s.tags for s in sentences], predicted_tags),
+              "segmentation": segmentation_prf([g[0] for g in gold], [f[0] for f in found])}
+    if any(p for g in gold for p in g[1]):
+        right = total = 0
+        for (gw, gp), (fw, fp) in zip(gold, found):
+            predicted = {}
+            at = 0
+            for word, pos in zip(fw, fp):
+                predicted[(at, at + len(word))] = pos
+                at += len(word)
+            at = 0
+            for word, pos in zip(gw, gp):
+                right += predicted.get((at, at + len(word)), "<none>") == pos
+                total += 1
+                at += len(word)
+        report["pos_accuracy_on_gold_words"] = right / max(total, 1)
+    return report

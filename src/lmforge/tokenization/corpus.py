@@ -1,4 +1,5 @@
-"""The tokenize stage: clean documents -> EOS-separated token shards with meta.json."""
+"""The tokenizer and tokenize stages on a prepared dataset: a tokenizer trained on its train split, and its
+clean documents as EOS-separated token shards with meta.json."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lmforge.data.readers import iter_clean_texts
 from lmforge.data.shards import ShardWriter, dtype_for_vocab, write_meta
 from lmforge.errors import InputError
 from lmforge.tokenization.tokenizer import FILENAME, Tokenizer
+from lmforge.tokenization.training import train_tokenizer
 
 BATCH_DOCS = 512
 SPLITS = ("train", "val", "test")  # test is empty unless prepare had --test-source
@@ -63,3 +65,45 @@ def tokenize_corpus(data: Path, tokenizer: Tokenizer, out: Path) -> dict:
     total_bytes = sum(s["bytes"] for s in splits.values())
     return {"out": str(out), "splits": splits, "seconds": seconds, "mb_per_s": total_bytes / 1e6 / max(seconds, 1e-9),
             "dtype": dtype.name, "vocab_size": tokenizer.vocab_size}
+
+
+def _limited_bytes(texts, max_bytes: int):
+    seen = 0
+    for text in texts:
+        yield text
+        seen += len(text)
+        if seen >= max_bytes:
+            return
+
+
+def train_tokenizer_on(data: Path, kind: str, vocab_size: int, out: Path, max_docs: int | None = None,
+                       max_chars: int = 500_000_000, overwrite: bool = False) -> Path:
+    """Train on the train split of `data` and write `out/tokenizer.json` (refusing to replace one)."""
+    if (Path(out) / FILENAME).exists() and not overwrite:
+        raise InputError(f"{Path(out) / FILENAME}: a tokenizer is already there; shards and runs made with it would "
+                         "stop matching if it were replaced. Choose another --out, or pass --overwrite.")
+    folder = clean_dir(data)
+    if vocab_size <= 0:
+        raise InputError(f"--vocab-size must be positive, got {vocab_size}.")
+    texts = _limited_bytes(islice(iter_clean_texts(folder, "train"), max_docs), max_chars)
+    tokenizer = train_tokenizer(kind, texts, vocab_size, source=str(folder))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{FILENAME}.tmp"
+    tokenizer.save(str(tmp))
+    tmp.replace(out / FILENAME)
+    print(f"tokenizer: {kind}, {tokenizer.get_vocab_size():,} tokens -> {out / FILENAME}", file=sys.stderr)
+    return out
+
+
+def tokenize_dataset(data: Path, tokenizer_dir: Path, out: Path | None, overwrite: bool = False) -> dict:
+    """Shards of `data` with the tokenizer in `tokenizer_dir` (default out: DATA/tokens/<tokenizer name>)."""
+    tokenizer = Tokenizer(tokenizer_dir)
+    out = out or Path(data) / "tokens" / tokenizer.name
+    if (Path(out) / "meta.json").exists() and not overwrite:
+        raise InputError(f"{out}: already holds token shards; runs trained on them would stop matching if they "
+                         "were replaced. Choose another --out, or pass --overwrite.")
+    summary = tokenize_corpus(data, tokenizer, out)
+    splits = ", ".join(f"{k} {v['tokens']:,} tokens" for k, v in summary["splits"].items())
+    print(f"tokenize: {splits} ({summary['dtype']}) at {summary['mb_per_s']:.1f} MB/s -> {out}", file=sys.stderr)
+    return summary

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from lmforge.errors import InputError
-from lmforge.evaluation.masked import IGNORE
 from lmforge.evaluation.perplexity import windows
+from lmforge.training import distributed
 
 
 @dataclass
@@ -36,6 +36,7 @@ class LMBatch:
 
     @property
     def n_tokens(self) -> int:
+        """Tokens the model reads (every window is full: no padding)."""
         return self.tokens.numel()
 
 
@@ -98,8 +99,12 @@ class WindowSampler:
     def micro_batch(self, step: int, micro: int) -> LMBatch:
         return LMBatch(*windows(self.tokens, self.starts(step)[self.rows(micro)], self.seq_len))
 
-    def carried(self) -> list[StateCarry]:
-        return []
+    def checkpoint_tensors(self, info: distributed.DistInfo) -> dict[str, Tensor]:
+        """State a checkpoint must keep besides model and optimizer (none: the step decides the data)."""
+        return {}
+
+    def restore(self, tensors: dict[str, Tensor], info: distributed.DistInfo, device) -> None:
+        pass
 
 
 class StreamSampler(WindowSampler):
@@ -130,62 +135,18 @@ class StreamSampler(WindowSampler):
         resets = tokens == self.eos_id if self.eos_id is not None else None
         return LMBatch(tokens, targets, resets, carry)
 
-    def carried(self) -> list[StateCarry]:
-        return self.carries
+    def checkpoint_tensors(self, info: distributed.DistInfo) -> dict[str, Tensor]:
+        """The states carried between windows, of all ranks, in global-batch row order (a collective:
+        every rank takes part)."""
+        if any(c.state is None for c in self.carries):
+            return {}
+        count = len(self.carries[0].state)
+        stacked = {f"state_{k}": torch.stack([c.state[k] for c in self.carries]) for k in range(count)}
+        # (grad_accum, n_layers, B, d) per rank -> rows of every rank, in the sampler's (micro, rank) order
+        return {name: distributed.all_gather_cat(t, info, dim=2) for name, t in stacked.items()}
 
-
-class MaskedWindowSampler(WindowSampler):
-    """Masked-LM windows: [CLS] + seq_len - 1 tokens of the stream; `mask_rate` of the ordinary tokens
-    (or of whole words) are chosen, and of those 80% become [MASK], 10% a random token, 10% stay."""
-
-    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, grad_accum: int, rank: int,
-                 world_size: int, seed: int, source: str, masking: MaskingRule):
-        super().__init__(tokens, seq_len - 1, batch_size, grad_accum, rank, world_size, seed, source)
-        self.masking = masking
-
-    def micro_batch(self, step: int, micro: int) -> MLMBatch:
-        starts = self.starts(step)
-        rng = np.random.default_rng([self.seed, step, 1])  # masks of the whole global batch: rank-independent
-        offsets = starts[:, None] + np.arange(self.seq_len)[None, :]
-        tokens, targets = self.masking.apply(self.tokens[offsets].astype(np.int64), rng)
-        rows = self.rows(micro)
-        return MLMBatch(torch.from_numpy(tokens[rows]), torch.from_numpy(targets[rows]))
-
-
-@dataclass
-class MaskingRule:
-    """BERT's masking of a (B, T) window batch; `special` ids are never chosen, `continues_word`
-    (vocab-sized bool) marks sub-word pieces that continue a word (for whole-word masking)."""
-
-    cls_id: int
-    mask_id: int
-    special: np.ndarray
-    vocab_size: int
-    mask_rate: float = 0.15
-    continues_word: np.ndarray | None = None
-
-    def apply(self, windows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, targets) of shape (B, T + 1): [CLS] first, then the masked windows."""
-        candidates = ~np.isin(windows, self.special)
-        draw = rng.random(windows.shape)
-        if self.continues_word is None:
-            chosen = candidates & (draw < self.mask_rate)
-        else:  # a word is chosen by the draw at its first piece; its continuation pieces follow it
-            chosen = self._whole_words(candidates & ~self.continues_word[windows], candidates, draw)
-        action = rng.random(windows.shape)
-        inputs = windows.copy()
-        inputs[chosen & (action < 0.8)] = self.mask_id
-        randomised = chosen & (action >= 0.8) & (action < 0.9)
-        inputs[randomised] = rng.integers(0, self.vocab_size, size=int(randomised.sum()))
-        targets = np.where(chosen, windows, IGNORE)
-        cls = np.full((len(windows), 1), self.cls_id, dtype=np.int64)
-        return np.concatenate([cls, inputs], axis=1), np.concatenate([np.full_like(cls, IGNORE), targets], axis=1)
-
-    def _whole_words(self, starts: np.ndarray, candidates: np.ndarray, draw: np.ndarray) -> np.ndarray:
-        """A piece is chosen when the draw at the start of its word is under the rate."""
-        B, T = starts.shape
-        word_start = np.where(starts, np.arange(T)[None, :], -1)
-        word_start = np.maximum.accumulate(word_start, axis=1)      # position of each piece's word start
-        valid = candidates & (word_start >= 0)
-        start_draw = np.take_along_axis(draw, np.maximum(word_start, 0), axis=1)
-        return valid & (start_draw < self.mask_rate)
+    def restore(self, tensors: dict[str, Tensor], info: distributed.DistInfo, device) -> None:
+        rows = slice(info.rank * self.batch_size, (info.rank + 1) * self.batch_size)
+        for micro, carry in enumerate(self.carries):
+            if tensors:
+                carry.state = tuple(tensors[f"state_{k}"][micro][:, rows].to(device) for k in range(len(tensors)))

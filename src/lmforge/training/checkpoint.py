@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lmforge.artifacts import atomic_write_bytes, save_weights
 from lmforge.errors import InputError
-from lmforge.runs import atomic_write_bytes, save_weights
 
 CHECKPOINT_FORMAT_VERSION = 1
 CARRIED = "carried.safetensors"

@@ -5,15 +5,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from lmforge.training import distributed
+from lmforge.training.config import TrainConfig
 from lmforge.training.optim import lr_factor
-
-if TYPE_CHECKING:  # loop.py imports this module
-    from lmforge.training.loop import TrainConfig
 
 
 class Budget:

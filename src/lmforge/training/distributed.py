@@ -1,4 +1,5 @@
-"""Everything torch.distributed: init from torchrun's environment, wrap, no_sync, reductions."""
+"""Everything torch.distributed: init from torchrun's environment, wrap, no_sync, reductions (device choice
+is `lmforge.devices`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lmforge.errors import InputError
-
 
 @dataclass
 class DistInfo:
@@ -23,40 +22,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def available_devices() -> list[str]:
-    names = ["cpu"]
-    if torch.cuda.is_available():
-        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        names.append("mps")
-    return names
-
-
-def pick_device(preference: str = "auto") -> torch.device:
-    """cuda > mps > cpu unless the user named one; a device this installation lacks is an input error."""
-    if preference != "auto":
-        have = ", ".join(available_devices())
-        try:
-            device = torch.device(preference)
-        except RuntimeError:
-            raise InputError(f"--device {preference!r}: not a device name; this installation has {have} "
-                             "(or use auto).") from None
-        usable = {"cpu": True, "cuda": torch.cuda.is_available(),
-                  "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
-        if not usable.get(device.type, False) or (device.type == "cuda" and device.index is not None
-                                                  and device.index >= torch.cuda.device_count()):
-            build = "" if torch.cuda.is_available() or device.type != "cuda" else \
-                " (this PyTorch build has no CUDA support)"
-            raise InputError(f"--device {preference}: not available here{build}; this installation has {have} "
-                             "(or use auto).")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def init(device: torch.device) -> DistInfo:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
+from lmforge.artifacts import atomic_write_bytes
 from lmforge.errors import InputError
 from lmforge.evaluation.plots import save_figure
-from lmforge.runs import atomic_write_bytes
 from lmforge.training.threads import competing_cores
 
 

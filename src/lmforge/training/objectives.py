@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmforge.training.batches import IGNORE, LMBatch, MLMBatch
+from lmforge.evaluation.masked import IGNORE
+from lmforge.training.batches import LMBatch, MLMBatch
 from lmforge.training.distributed import unwrap
 
 HEAD_CHUNK = 512

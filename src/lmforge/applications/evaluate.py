@@ -1,0 +1,182 @@
+"""A run's metrics on a split, for every kind of run: loss, perplexity and bits-per-byte of a language
+model (masked-LM loss, masked-token accuracy and pseudo-perplexity of an encoder) or of an n-gram model,
+and the task report of a fine-tuned run or baseline. A notebook calls `evaluate(EvalConfig(run=...))`."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lmforge.data.shards import check_shards_match, read_meta
+from lmforge.devices import autocast_dtype, pick_device
+from lmforge.errors import InputError
+from lmforge.evaluation.masked import pseudo_perplexity
+from lmforge.evaluation.perplexity import unigram_bits_per_byte
+from lmforge.inference.loading import load_lm
+from lmforge.inference.tasks import load_task_run, task_outputs
+from lmforge.runs import Run, open_run
+from lmforge.training.batches import eval_windows
+from lmforge.training.config import TrainConfig
+from lmforge.training.recipes import DataContext, recipe_for
+
+UNIGRAM_TOKENS = 50_000_000
+
+
+@dataclass
+class EvalConfig:
+    run: Path = field(default=Path("."), metadata={"required": True})
+    """run directory"""
+    data: Path | None = None
+    """token shard directory (None: the run's own); n-gram runs: a prepared dataset or a text file; task runs: a
+    file or folder of labelled examples"""
+    split: str = "val"
+    """split to evaluate (task runs: val means valid)"""
+    max_tokens: int | None = None
+    """evaluate at most this many tokens"""
+    batch_size: int = 8
+    """windows per forward pass"""
+    stride: int | None = None
+    """Transformer decoders: sliding windows every STRIDE tokens, each token scored once with at least
+    seq_len - STRIDE tokens of context (None: non-overlapping windows)"""
+    pppl_windows: int = 4
+    """encoders: windows scored for pseudo-perplexity (one forward pass per token)"""
+    device: str = "auto"
+    """auto, cpu, cuda, mps"""
+    threads: int | None = None
+    """torch CPU threads (None: torch's choice)"""
+    slice_field: str | None = None
+    """task runs: metrics per value of this field, and the gaps"""
+    positive: str | None = None
+    """task runs, binary labels: the positive label (ROC-AUC, fairness)"""
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise ValueError(f"--batch-size must be positive, got {self.batch_size}.")
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"--threads must be positive, got {self.threads}.")
+
+
+def evaluate(c: EvalConfig) -> dict:
+    """The metrics of the run in `c.run`, by its kind."""
+    if c.threads is not None:
+        torch.set_num_threads(c.threads)
+    run = open_run(c.run).require("eval", "lm", "ngram", "task", "baseline")
+    if run.contract.kind in ("task", "baseline"):
+        return evaluate_task_run(run, str(c.data) if c.data else None, "valid" if c.split == "val" else c.split,
+                                 c.slice_field, c.positive)
+    if run.contract.kind == "ngram":
+        return _evaluate_ngram(run, c.data, c.split)
+    return evaluate_lm(run, c)
+
+
+def evaluate_lm(run: Run, c: EvalConfig) -> dict:
+    device = pick_device(c.device)
+    loaded = load_lm(run, device)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    meta = read_meta(Path(c.data or run.contract.shards))
+    check_shards_match(meta, vocab_size=model.config.vocab_size, tokenizer_sha256=tokenizer.sha256,
+                       owner=f"run {run.path}")
+    tokens = meta.tokens(c.split)
+    seq_len = run.section("train", TrainConfig).seq_len or getattr(model.config, "max_seq_len", 0)
+    recipe = recipe_for(run.family, run.contract.objective)
+    masked = recipe.objective == "masked_lm"
+    window = recipe.window(seq_len)   # an encoder window is [CLS] + seq_len - 1 tokens
+    if c.stride is not None and recipe.objective != "causal_lm":
+        raise InputError(f"--stride: sliding windows are for Transformer decoders; a {run.family} run "
+                         "already reads the split as a stream (recurrent) or needs none (encoder).")
+    if c.stride is not None and not 0 < c.stride <= seq_len:
+        raise InputError(f"--stride {c.stride}: must be in 1..{seq_len} (the run's window).")
+    max_windows = None if c.max_tokens is None else max(1, c.max_tokens // (c.stride or window))
+    starts = eval_windows(tokens, window, max_windows, c.stride)
+    if len(starts) == 0:
+        raise InputError(f"{meta.directory}/{c.split}.bin: {len(tokens)} tokens, fewer than one window of "
+                         f"{window + 1}; evaluate a larger split.")
+    options = run.section(recipe.objective, recipe.options) if recipe.options else None
+    ctx = DataContext(seq_len, c.batch_size, 1, 0, tokenizer, **({"masked_lm": options} if options else {}),
+                      stride=c.stride)
+    token_bytes = None if masked else token_byte_table(tokenizer, tokens, meta.splits[c.split].get("bytes", 0))
+    with tqdm(total=len(starts), desc=f"eval {c.split}", unit="window", file=sys.stderr, dynamic_ncols=True,
+              mininterval=1.0) as bar:
+        sums = recipe.evaluate(model, tokens, starts, ctx, device, autocast_dtype(device), token_bytes,
+                               meta.bytes_per_token(c.split), bar.update)
+    result = {**sums.report(), "family": run.family, "objective": recipe.objective, "split": c.split,
+              "shards": str(meta.directory), "run": str(run.path)}
+    if masked and c.pppl_windows > 0:
+        result.update(_pseudo_perplexity(model, tokens, starts[:c.pppl_windows], window, tokenizer, device))
+    has_train = bool(meta.splits.get("train", {}).get("tokens"))
+    if not masked and not c.stride and result["bits_per_byte"] is not None and has_train:
+        result["unigram_bits_per_byte"] = _unigram_baseline(meta, tokens, starts, window, model.config.vocab_size,
+                                                            result["bytes"])
+    return result
+
+
+def _unigram_baseline(meta, tokens, starts, window: int, vocab_size: int, val_bytes) -> float:
+    """The baseline to beat, on the same target tokens and bytes: frequencies from the first UNIGRAM_TOKENS
+    of the train split (exact for small corpora; a billion-token split is not read in full just for it)."""
+    targets = np.concatenate([tokens[s + 1:s + 1 + window] for s in starts]).astype(np.int64)
+    train_prefix = np.asarray(meta.tokens("train")[:UNIGRAM_TOKENS])
+    return unigram_bits_per_byte(train_prefix, targets, vocab_size, val_bytes)["bits_per_byte"]
+
+
+def _evaluate_ngram(run: Run, data: Path | None, split: str) -> dict:
+    """An n-gram run reads text, not shards: `data` is a prepared dataset or a text file (default: its corpus)."""
+    from lmforge.ngram.evaluate import evaluate_ngram
+    from lmforge.ngram.store import load_ngram_run
+
+    loaded = load_ngram_run(run.path)
+    source = Path(data or run.contract.corpus or "")
+    if not source.is_dir() and not source.is_file():
+        raise InputError(f"{run.path}: the n-gram run's corpus {source} is gone; pass --data DATASET or a text file.")
+    with tqdm(desc=f"eval {split}", unit=" words", unit_scale=True, file=sys.stderr, mininterval=1.0) as bar:
+        result = evaluate_ngram(loaded, source, split, bar.update)
+    return {**result, "run": str(run.path)}
+
+
+def token_byte_table(tokenizer, tokens, split_bytes: int) -> np.ndarray | None:
+    """UTF-8 bytes per token id. An <|unk|> stands for characters the vocabulary lacks: it is given the
+    bytes of the split's text that the known tokens do not account for, spread over its occurrences,
+    so bits per byte count every byte of the original text (as it promises) however many are unknown."""
+    table = tokenizer.token_byte_lengths()
+    if table is None or tokenizer.unk_id is None:
+        return table
+    counts = np.bincount(np.asarray(tokens), minlength=len(table))[:len(table)]
+    unknown, missing = int(counts[tokenizer.unk_id]), split_bytes - int((counts * table).sum())
+    if unknown == 0 or missing <= 0:
+        return table
+    table = table.astype(np.float64)
+    table[tokenizer.unk_id] = missing / unknown
+    return table
+
+
+def _pseudo_perplexity(model, tokens, starts, window: int, tokenizer, device) -> dict:
+    """Every ordinary token of the first windows, masked in turn, as the encoder reads them: [CLS] + window."""
+    windows = np.stack([tokens[s:s + window].astype(np.int64) for s in starts])
+    windows = np.concatenate([np.full((len(windows), 1), tokenizer.cls_id), windows], axis=1)
+    scored = ~np.isin(windows, np.array(sorted(tokenizer.special_ids.values())))
+    return pseudo_perplexity(model, torch.from_numpy(windows), torch.from_numpy(scored), tokenizer.mask_id, device)
+
+
+def evaluate_task_run(run: Path | Run, data: str | None = None, split: str = "valid", slice_field: str | None = None,
+                      positive: str | None = None, device: str = "cpu", items: list | None = None) -> dict:
+    """The report of a task run on a split of its data (or of `data`); `items` are that split's examples
+    when the caller has read them already (fine-tuning reports on the splits it just read)."""
+    task_run = load_task_run(run, device, verb="eval")
+    task, source = task_run.task, data or task_run.run.contract.corpus
+    # a file given with --data is all one split; the run's own data is split as fine-tuning split it
+    whole_file = items is None and data is not None and Path(data).is_file()
+    if items is None:
+        items = task.read_eval(source, task_run.fields, split) if whole_file \
+            else getattr(task.read_splits(source, task_run.fields), split)
+    if not items:
+        raise InputError(f"{source}: no {split} examples to evaluate; pass --data FILE.")
+    outputs = task_outputs(task_run, items, device)
+    split = Path(source).name if whole_file else split
+    report = task.report(items, outputs, task_run.labels, task_run.multi_label,
+                         plot_to=task_run.run.path / f"confusion_{split}.png", slice_field=slice_field,
+                         positive=positive)
+    return {"split": split, "data": str(source), **report}

@@ -1,0 +1,171 @@
+"""Layers the Transformer families share (the GPT decoder, the BERT encoder and the coming
+encoder-decoder): RMSNorm, rotary position embeddings, the SwiGLU MLP, and the key/value cache whose
+rows each keep their own length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for rotary position embeddings (rotate-half layout, as in Llama/HF)."""
+
+    def __init__(self, head_dim: int, max_seq_len: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)  # (T, hd/2)
+        angles = torch.cat([angles, angles], dim=-1)                                    # (T, hd)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, start: int, T: int) -> tuple[Tensor, Tensor]:
+        """cos and sin of positions start .. start+T-1, shaped (T, 1, hd) to broadcast over heads."""
+        return self.cos[start:start + T, None], self.sin[start:start + T, None]
+
+    def at(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """cos and sin of each row's own positions (B, T), shaped (B, T, 1, hd); padding (< 0) reads 0."""
+        index = positions.clamp_min(0)
+        return self.cos[index][:, :, None], self.sin[index][:, :, None]
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate (B, T, heads, hd) queries/keys by their positions' angles."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__()
+        self.gate_up = nn.Linear(d_model, 2 * d_ff, bias=False)
+        self.down = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)   # (B, T, d_ff) each
+        return self.down(F.silu(gate) * up)           # (B, T, d_model)
+
+
+@dataclass
+class CacheStep:
+    """Where one forward pass puts each row's new keys: a row's real tokens are the last `counts[b]` of
+    the chunk (padding comes first), stored from slot `starts[b]` on. `mask` (B, 1, T, S) says which
+    slots each query sees; None when every row is at the same slot and the chunk holds no padding."""
+
+    starts: list[int]
+    counts: list[int]
+    width: int            # T, the chunk's columns
+    span: int             # S, the slots attended to (the longest row after this step)
+    mask: Tensor | None
+
+    @property
+    def uniform(self) -> bool:
+        return self.mask is None
+
+
+class KVCache:
+    """Keys and values of past tokens, preallocated for `max_len` tokens per row, one slot per layer.
+    Each row keeps its own length: a batch holds prompts of different lengths, and speculative decoding
+    or a refilled context cuts rows back by different amounts. Only real tokens are stored, so a row's
+    slot index is its position."""
+
+    def __init__(self, n_layers: int, batch_size: int, n_kv_heads: int, max_len: int, head_dim: int,
+                 device=None, dtype=None):
+        shape = (n_layers, batch_size, n_kv_heads, max_len, head_dim)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.lengths = [0] * batch_size   # tokens stored per row
+        self.max_len = max_len
+
+    @property
+    def pos(self) -> int:
+        """The length of every row (they must agree)."""
+        if len(set(self.lengths)) > 1:
+            raise ValueError(f"rows hold different lengths {self.lengths}")
+        return self.lengths[0] if self.lengths else 0
+
+    def plan(self, positions: Tensor) -> CacheStep:
+        """The step that stores a chunk whose padding columns have positions < 0."""
+        B, T = positions.shape
+        padded = bool(positions.min() < 0)
+        counts = (positions >= 0).sum(dim=1).tolist() if padded else [T] * B
+        starts = list(self.lengths)
+        span = max(s + n for s, n in zip(starts, counts))
+        if span > self.max_len:
+            raise ValueError(f"sequence of {span} tokens exceeds max_seq_len {self.max_len}")
+        if not padded and len(set(starts)) == 1:
+            return CacheStep(starts, counts, T, span, None)
+        return CacheStep(starts, counts, T, span, _ragged_mask(starts, counts, T, span, positions.device))
+
+    def store(self, layer: int, k: Tensor, v: Tensor, step: CacheStep) -> tuple[Tensor, Tensor]:
+        """Put (B, H_kv, T, hd) new keys/values in each row's next slots; return slots 0..span-1."""
+        if step.uniform:
+            start = step.starts[0]
+            self.keys[layer, :, :, start:start + step.width] = k
+            self.values[layer, :, :, start:start + step.width] = v
+        elif step.width == 1 and all(step.counts):   # one token per row: one indexed write
+            rows = torch.arange(len(step.starts), device=k.device)
+            slots = torch.tensor(step.starts, device=k.device)
+            self.keys[layer, rows, :, slots] = k[:, :, 0]
+            self.values[layer, rows, :, slots] = v[:, :, 0]
+        else:
+            for row, (start, count) in enumerate(zip(step.starts, step.counts)):
+                if count:
+                    self.keys[layer, row, :, start:start + count] = k[row, :, step.width - count:]
+                    self.values[layer, row, :, start:start + count] = v[row, :, step.width - count:]
+        return self.keys[layer, :, :, :step.span], self.values[layer, :, :, :step.span]
+
+    def advance(self, step: CacheStep) -> None:
+        self.lengths = [s + n for s, n in zip(step.starts, step.counts)]
+
+    def reorder(self, index: Tensor) -> KVCache:
+        """Rows in the order of `index` (beam search; dropping finished rows). Only the slots in use are
+        moved: a beam step reorders a cache far longer than what it holds."""
+        span = max(self.lengths, default=0)
+        if len(index) == self.keys.size(1):   # same rows: copy the used prefix of the rows that change
+            moved = (index != torch.arange(len(index), device=index.device)).nonzero().flatten()
+            if len(moved):
+                self.keys[:, moved, :, :span] = self.keys[:, index[moved], :, :span]
+                self.values[:, moved, :, :span] = self.values[:, index[moved], :, :span]
+        else:   # a new batch size: fresh (zeroed, so never-written slots stay finite) buffers
+            keys = self.keys.new_zeros((self.keys.size(0), len(index), *self.keys.shape[2:]))
+            values = torch.zeros_like(keys)
+            keys[:, :, :, :span] = self.keys[:, index, :, :span]
+            values[:, :, :, :span] = self.values[:, index, :, :span]
+            self.keys, self.values = keys, values
+        self.lengths = [self.lengths[i] for i in index.tolist()]
+        return self
+
+    def truncate(self, lengths: list[int]) -> KVCache:
+        """Forget each row's slots from lengths[b] on (rejected drafts, a context to re-read)."""
+        if any(new > old or new < 0 for new, old in zip(lengths, self.lengths)):
+            raise ValueError(f"cannot truncate rows of lengths {self.lengths} to {lengths}")
+        self.lengths = list(lengths)
+        return self
+
+
+def _ragged_mask(starts: list[int], counts: list[int], T: int, span: int, device) -> Tensor:
+    """(B, 1, T, S): real query i of row b (the chunk's last counts[b] columns) sees slots up to its own;
+    a padding query sees slot 0 only, which keeps its (unused) output finite."""
+    start = torch.tensor(starts, device=device)[:, None]                 # (B, 1)
+    offset = T - torch.tensor(counts, device=device)[:, None]            # (B, 1): first real column
+    columns = torch.arange(T, device=device)[None, :]                    # (1, T)
+    slot = start + columns - offset                                      # (B, T)
+    keys = torch.arange(span, device=device)[None, None, :]              # (1, 1, S)
+    sees = keys <= slot[:, :, None]                                      # (B, T, S)
+    sees = torch.where((columns >= offset)[:, :, None], sees, keys == 0)
+    return sees[:, None]                                                 # (B, 1, T, S)
