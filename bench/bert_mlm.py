@@ -1,7 +1,10 @@
 """BERT masked LM: lmforge's training loop (`train()`, the code `lmforge train --model bert` runs) against
 Hugging Face `BertForMaskedLM` of the same shape in a plain loop, on the same masked batches (the same
-sampler and seed), the same AdamW settings and schedule, for the same number of steps. Reports
-training tokens/s and masked-token accuracy / loss on the same fixed validation batches.
+sampler and seed), the same AdamW settings and schedule, for the same number of steps. Like for like:
+HF's BERT is post-norm, so lmforge's post-norm BERT (`--norm-position post`, whose logits equal HF's on
+copied weights) is compared with it at one shared learning rate, for each of --lrs; lmforge's default
+pre-norm BERT runs beside at the same rates. Reports training tokens/s (steps only, both sides) and
+masked-token accuracy / loss on the same fixed validation batches.
     python bench/bert_mlm.py [--steps 300]       (run bench/cli_defaults.py first: it makes the corpus)
 """
 
@@ -84,46 +87,59 @@ def hf_loop(config: BERTConfig, sampler, steps: int, train_config: TrainConfig) 
     return HFAsEncoder(hf).eval(), clock
 
 
+def ours(config: BERTConfig, train_config: TrainConfig, meta, tokenizer, recipe, name: str) -> tuple[nn.Module, dict]:
+    torch.manual_seed(train_config.seed)
+    model = BERT(config)
+    run = WORK / "runs" / name
+    subprocess.run(["rm", "-rf", str(run)])
+    run.mkdir(parents=True)
+    spec = lm_spec(recipe, meta.tokens("train"), None, tokenizer, config.max_seq_len, source=str(run))
+    return model, train(TrainSetup(run_dir=run, model=model, config=train_config, spec=spec, family="bert"))
+
+
+def scored(model, val, starts, ctx, rule) -> dict:
+    """Masked-LM loss and accuracy on the fixed validation batches (the same masks for every model)."""
+    return masked_sums(model.eval(), masked_eval_batches(val, starts, ctx.seq_len, ctx.batch_size, rule),
+                       torch.device("cpu")).report()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--lrs", type=float, nargs="+", default=[2e-3, 5e-4],
+                        help="shared learning rates (2e-3 is the tiny preset's)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     meta = read_meta(shards())
     tokenizer = Tokenizer(meta.directory / "tokenizer.json")
-    config = BERTConfig(vocab_size=meta.vocab_size, **PRESETS["tiny"])
     recipe = recipe_for("bert")
-    train_config = TrainConfig(**recipe.train_presets["tiny"], max_steps=args.steps, eval_every=10**9,
-                               checkpoint_every=10**9, threads=2)
-    ctx = DataContext(config.max_seq_len, train_config.batch_size, 1, train_config.seed, tokenizer)
-    rule = masking_rule(tokenizer, ctx.masked_lm)
-    tokens_per_step = train_config.batch_size * config.max_seq_len
-    print(f"# {machine()}; BERT tiny (4 x 128), WordPiece 8k, batch {train_config.batch_size} x "
-          f"{config.max_seq_len}, {args.steps} steps", flush=True)
     val = meta.tokens("val")
-    starts = eval_windows(val, config.max_seq_len - 1, 64)
     rows = []
-    torch.manual_seed(train_config.seed)
-    ours = BERT(config)
-    run = WORK / "runs" / "bert-bench"
-    subprocess.run(["rm", "-rf", str(run)])
-    run.mkdir(parents=True)
-    spec = lm_spec(recipe, meta.tokens("train"), None, tokenizer, config.max_seq_len, source=str(run))
-    summary = train(TrainSetup(run_dir=run, model=ours, config=train_config, spec=spec, family="bert"))
-    report = masked_sums(ours.eval(), masked_eval_batches(val, starts, ctx.seq_len, ctx.batch_size, rule),
-                         torch.device("cpu")).report()
-    rows.append({"run": "lmforge BERT (pre-norm, MLM head on masked rows only)",
-                 "tokens_per_s": summary["tokens_per_s"], **report})
-    sampler = recipe.sampler(meta.tokens("train"), ctx)
-    hf, seconds = hf_loop(config, sampler, args.steps, train_config)
-    report = masked_sums(hf, masked_eval_batches(val, starts, ctx.seq_len, ctx.batch_size, rule),
-                         torch.device("cpu")).report()
-    rows.append({"run": "HF BertForMaskedLM (post-norm), plain loop", "tokens_per_s": args.steps * tokens_per_step /
-                 seconds, **report})
-    for row in rows:
-        print(json.dumps(row), flush=True)
-    print(json.dumps({"tokens_per_s_ratio": round(rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"], 2),
-                      "masked_accuracy": [round(r["masked_accuracy"], 4) for r in rows]}))
+    for lr in args.lrs:
+        train_config = TrainConfig(**{**recipe.train_presets["tiny"], "lr": lr}, max_steps=args.steps,
+                                   eval_every=10**9, checkpoint_every=10**9, threads=2)
+        pre = BERTConfig(vocab_size=meta.vocab_size, **PRESETS["tiny"])
+        post = BERTConfig(vocab_size=meta.vocab_size, **PRESETS["tiny"], norm_position="post")
+        ctx = DataContext(pre.max_seq_len, train_config.batch_size, 1, train_config.seed, tokenizer)
+        rule = masking_rule(tokenizer, ctx.masked_lm)
+        starts = eval_windows(val, pre.max_seq_len - 1, 64)
+        tokens_per_step = train_config.batch_size * pre.max_seq_len
+        print(f"# {machine()}; BERT tiny (4 x 128), WordPiece 8k, batch {train_config.batch_size} x "
+              f"{pre.max_seq_len}, {args.steps} steps, lr {lr}", flush=True)
+
+        for label, config in (("lmforge BERT post-norm", post), ("lmforge BERT pre-norm (default)", pre)):
+            model, summary = ours(config, train_config, meta, tokenizer, recipe, f"bert-{config.norm_position}-{lr}")
+            rows.append({"run": label, "lr": lr, "tokens_per_s": summary["tokens_per_s"],
+                         **scored(model, val, starts, ctx, rule)})
+            print(json.dumps(rows[-1]), flush=True)
+        hf, seconds = hf_loop(post, recipe.sampler(meta.tokens("train"), ctx), args.steps, train_config)
+        rows.append({"run": "HF BertForMaskedLM (post-norm), plain loop", "lr": lr,
+                     "tokens_per_s": args.steps * tokens_per_step / seconds, **scored(hf, val, starts, ctx, rule)})
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{'run':<45} {'lr':>7} {'tokens/s':>9} {'MLM loss':>9} {'masked acc':>10}")
+    for r in rows:
+        print(f"{r['run']:<45} {r['lr']:>7.0e} {r['tokens_per_s']:>9,.0f} {r['mlm_loss']:>9.3f} "
+              f"{100 * r['masked_accuracy']:>9.1f}%")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Fine-tuning speed: `lmforge finetune --model bert --preset tiny` against Hugging Face `Trainer` with a
-`BertForSequenceClassification` of the same shape, on the same examples (sentiment_uci_en, tokenized by
-the same tokenizer), batch 32, max length 64, one epoch, 2 threads. Reports training examples/s of both
-(lmforge's from its own clock; the Trainer's `train_samples_per_second`), and `predict` latency on one
-short text for the tiny presets.
+`BertForSequenceClassification` of the same shape, on the same examples (sentiment_uci_en's train split
+alone, so neither side validates; tokenized by the same tokenizer), batch 32, max length 64, one epoch, 2
+threads. Two equal clocks: the whole training call (lmforge's `train()`, the Trainer's `train()`:
+`train_samples_per_second`) and steps only (lmforge's own step clock; the Trainer's from each
+on_step_begin to the next, batch loading included as lmforge's includes it). `predict` latency on one
+short text: the CLI verb as a user runs it (a new process: start-up, loading, prediction), and an
+in-process call on a loaded model.
     python bench/finetune_speed.py      (run bench/applications.py first: it makes the tokenizer)
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -21,7 +25,15 @@ WORK = Path("/tmp/lmforge-bench-apps")
 DATA = SHARED / "sentiment_uci_en"
 
 
-def hf_trainer(tokenizer_dir: Path) -> float:
+def train_only() -> Path:
+    """The sentiment train split alone: fine-tuning then validates on nothing, on either side."""
+    folder = WORK / "speed_data"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text((DATA / "train.jsonl").read_text())
+    return folder
+
+
+def hf_trainer(tokenizer_dir: Path) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
@@ -55,30 +67,61 @@ def hf_trainer(tokenizer_dir: Path) -> float:
             mask[k, :len(r["input_ids"])] = 1
         return {"input_ids": tokens, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows])}
 
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        """Seconds from each step's start to the next's (the last to the end of training)."""
+
+        def __init__(self):
+            self.starts = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.starts.append(time.perf_counter())
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.starts.append(time.perf_counter())
+
     args = TrainingArguments(output_dir=str(WORK / "hf_trainer"), per_device_train_batch_size=32, num_train_epochs=1,
                              learning_rate=1e-3, logging_strategy="no", save_strategy="no",
                              report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
     torch.set_num_threads(2)
-    result = Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collate).train()
-    return result.metrics["train_samples_per_second"]
+    clock = StepClock()
+    result = Trainer(model=model, args=args, train_dataset=Rows(), data_collator=collate, callbacks=[clock]).train()
+    steps_seconds = clock.starts[-1] - clock.starts[0]
+    return {"whole": result.metrics["train_samples_per_second"], "steps": len(records) / steps_seconds}
+
+
+def cli_latency(run: Path, repeats: int = 5) -> float:
+    """Median wall time of `lmforge predict --run RUN TEXT` as a new process, in ms."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "lmforge", "predict", "--run", run,
+                        "The food was great but the service was slow."], capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return 1000 * sorted(times)[len(times) // 2]
 
 
 def main() -> None:
     tokenizer = next((WORK / "sotu_data" / "tokens").iterdir())
     run = WORK / "speed" / "bert"
     done = subprocess.run([sys.executable, "-m", "lmforge", "finetune", "--task", "classify", "--model", "bert",
-                           "--tokenizer", tokenizer, "--data", DATA, "--epochs", "1", "--batch-size", "32",
+                           "--tokenizer", tokenizer, "--data", train_only(), "--epochs", "1", "--batch-size", "32",
                            "--max-len", "64", "--lr", "1e-3", "--threads", "2", "--out", run, "--overwrite", "--json"],
                           capture_output=True, text=True, check=True)
-    ours = json.loads(done.stdout)["examples_per_s"]
+    result = json.loads(done.stdout)
+    ours = {"whole": result["examples"]["train"] / result["seconds"],
+            "steps": result["examples"]["train"] / result["train_seconds"]}
     theirs = hf_trainer(tokenizer)
     from applications import predict_latency
 
-    latency = predict_latency(run)
+    row = {"lmforge_whole_examples_per_s": round(ours["whole"]), "hf_whole_examples_per_s": round(theirs["whole"]),
+           "whole_ratio": round(ours["whole"] / theirs["whole"], 2),
+           "lmforge_steps_examples_per_s": round(ours["steps"]), "hf_steps_examples_per_s": round(theirs["steps"]),
+           "steps_ratio": round(ours["steps"] / theirs["steps"], 2),
+           "predict_cli_ms": round(cli_latency(run)), "predict_in_process_ms": round(predict_latency(run), 1)}
     print(f"\n{machine()}")
-    print(f"fine-tuning bert tiny, sentiment, batch 32, max length 64: lmforge {ours:,.0f} examples/s, HF Trainer "
-          f"{theirs:,.0f} examples/s ({ours / theirs:.2f}x)")
-    print(f"predict latency, one short text, bert tiny: {latency:.1f} ms")
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -63,12 +63,13 @@ def test_quickstart_hub_source_without_network(tmp_path, cli, monkeypatch):
 
 def test_quickstart_on_a_source_folder(tmp_path, cli):
     corpus = write_corpus(tmp_path / "corpus", docs=200)
-    result = cli("quickstart", "--source", corpus, "--out", tmp_path / "qs", "--max-time", "2",
+    result = cli("quickstart", "--source", corpus, "--out", tmp_path / "qs", "--max-time", "4",
                  "--vocab-size", "300", "--json")
     assert result.code == 0, result.err[-2000:]
     report = json.loads(result.out)
     assert report["corpus"] == str(corpus) and report["steps"] > 0
-    assert report["bits_per_byte"] < report["unigram_bits_per_byte"] * 2
+    # a model no better than the unigram frequencies fails this (4 s of training measured 2.5 vs 3.6)
+    assert report["bits_per_byte"] < 0.9 * report["unigram_bits_per_byte"]
 
 
 def test_quickstart_on_too_little_text_stops_before_training(tmp_path, cli):

@@ -53,13 +53,26 @@ def test_a_device_this_installation_lacks_is_named(prepared, cli, tmp_path):
         assert_input_error(cli(*args, "--device", "cuda"), "--device cuda: not available here", "cpu")
 
 
-def test_a_double_dash_stop_string(prepared, cli, tmp_path):
-    assert cli("train", "--data", prepared["shards"], "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN,
-               "--max-steps", "2").code == 0
+def test_a_double_dash_stop_string(cli, tmp_path):
+    """A model of text full of `--` writes one; `--stop --` (either spelling) cuts the text just before it."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "dashes.txt").write_text("\n\n".join("a river -- the quiet -- a road --" for _ in range(300)))
+    assert cli("prepare", corpus, "--out", tmp_path / "data", "--min-chars", "5", "--val-fraction", "0.05").code == 0
+    assert cli("tokenizer", "train", tmp_path / "data", "--kind", "char", "--vocab-size", "40", "--out",
+               tmp_path / "tok").code == 0
+    assert cli("tokenize", tmp_path / "data", "--tokenizer", tmp_path / "tok").code == 0
+    assert cli("train", "--data", tmp_path / "data" / "tokens" / "tok", "--out", tmp_path / "run", *TINY_MODEL,
+               *TINY_TRAIN, "--max-steps", "60", "--lr", "0.01").code == 0
+    args = ["generate", "--run", tmp_path / "run", "--prompt", "a river", "--max-new-tokens", "30", "--temperature",
+            "0", "--json"]
+    full = cli(*args).json()["generations"][0]["text"]
+    assert "--" in full
     for stop in (["--stop=--"], ["--stop", "--"]):
-        result = cli("generate", "--run", tmp_path / "run", "--max-new-tokens", "20", "--seed", "1", *stop, "--json")
+        result = cli(*args, *stop)
         assert result.code == 0, result.err
-        assert "--" not in result.json()["generations"][0]["text"]
+        generation = result.json()["generations"][0]
+        assert generation["text"] == full[:full.index("--")] and generation["stop_reason"] == "stop_string"
 
 
 def test_the_stop_string_reaches_generate_as_two_dashes():

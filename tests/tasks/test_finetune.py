@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 from tests.conftest import WORDS, assert_input_error
 
 from lmforge.tasks.encode import WordPieces, encode_words
@@ -113,6 +114,18 @@ def test_init_from_a_pretrained_run(cli, prepared, keyword_data, tmp_path):
               tmp_path / "ft", "--json")
     assert out.code == 0, out.err
     assert out.json()["init"] == str(pretrained)
+    # the backbone starts from the pretrained weights: a linear probe keeps them exactly, fine-tuning moves them
+    probe = cli("finetune", "--task", "classify", "--init", pretrained, "--data", keyword_data, *FAST,
+                "--freeze-backbone", "--out", tmp_path / "probe")
+    assert probe.code == 0, probe.err
+    from safetensors.torch import load_file
+
+    base = load_file(str(pretrained / "model.safetensors"))
+    for run, same in (("probe", True), ("ft", False)):
+        tuned = load_file(str(tmp_path / run / "model.safetensors"))
+        backbone = {k[len("backbone."):]: v for k, v in tuned.items() if k.startswith("backbone.")}
+        assert backbone.keys() == base.keys()
+        assert all(torch.equal(backbone[k], base[k]) for k in base) == same, run
     again = cli("finetune", "--task", "classify", "--init", tmp_path / "ft", "--data", keyword_data, "--out",
                 tmp_path / "ft2")
     assert_input_error(again, "fine-tuned")

@@ -79,9 +79,6 @@ def test_bert_learns_planted_answers(cli, prepared, tmp_path):
               "--qa-stride", "32", "--out", tmp_path / "bert", "--json")
     assert out.code == 0, out.err
     assert out.json()["valid"]["f1"] >= 0.6, out.json()["valid"]
-    baseline = cli("finetune", "--task", "qa", "--model", "overlap", "--data", folder, "--out", tmp_path / "ov",
-                   "--json")
-    assert baseline.code == 0 and 0 <= baseline.json()["valid"]["f1"] <= 1
     assert_input_error(cli("finetune", "--task", "qa", "--model", "gpt", "--tokenizer", prepared["tokenizer"],
                            "--data", folder, "--out", tmp_path / "g"), "encoder")
 
@@ -112,3 +109,26 @@ def test_a_stride_longer_than_a_window_still_reads_every_context_token(prepared)
             covered.update(int(a) for a, b in w.offsets if a >= 0)
         starts = {a for a, _ in tokenizer.hf.encode(example.context).offsets}
         assert starts <= covered
+
+
+def test_the_overlap_baseline_finds_an_answer_that_holds_the_question_s_words(cli, tmp_path):
+    """Planted so that exactly one 3-word window shares the question's words: exact match and F1 are 1."""
+    rng = random.Random(3)
+    marks = ["zephyr", "quasar", "nebula", "comet", "pulsar", "aurora"]
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    for split, n in (("train", 20), ("valid", 10)):
+        rows = []
+        for _ in range(n):
+            answer = " ".join(rng.sample(marks, 3))
+            context = " ".join(rng.choice(WORDS) for _ in range(12)) + f" {answer} " + \
+                " ".join(rng.choice(WORDS) for _ in range(12))
+            rows.append({"question": f"where is {answer}", "context": context, "answer": answer,
+                         "answer_start": context.index(answer)})
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = cli("finetune", "--task", "qa", "--model", "overlap", "--data", folder, "--out", tmp_path / "ov",
+                 "--json")
+    assert result.code == 0, result.err
+    assert result.json()["valid"] == {"split": "valid", "data": str(folder), "examples": 10, "exact_match": 1.0,
+                                      "f1": 1.0}
+

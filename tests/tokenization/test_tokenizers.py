@@ -38,7 +38,12 @@ def trained(tmp_path_factory):
     return loaded
 
 
-@pytest.mark.parametrize("kind", KINDS)
+# lmforge encodes these kinds with code of its own (tiktoken from our merges, NumPy lookups); the others go
+# through `tokenizers`, so they are held to an independent implementation of their algorithm below instead
+OWN_ENCODERS = ("bpe", "byte", "char")
+
+
+@pytest.mark.parametrize("kind", OWN_ENCODERS)
 def test_fast_encoder_matches_hugging_face_and_round_trips(trained, kind):
     tokenizer = trained[kind]
     assert tokenizer.kind == kind
@@ -48,6 +53,93 @@ def test_fast_encoder_matches_hugging_face_and_round_trips(trained, kind):
     assert fast == reference
     if kind in ("bpe", "byte"):  # byte-level kinds reproduce any text exactly
         assert [tokenizer.decode(ids) for ids in fast] == texts
+
+
+def _bert_words(text: str) -> list[str]:
+    """BERT's pre-tokenizer: split on whitespace, each punctuation character a word of its own."""
+    import unicodedata
+
+    def punctuation(char: str) -> bool:
+        code = ord(char)
+        return 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or \
+            unicodedata.category(char).startswith("P")
+
+    words = []
+    for chunk in text.split():
+        current = ""
+        for char in chunk:
+            if punctuation(char):
+                words += [current, char] if current else [char]
+                current = ""
+            else:
+                current += char
+        if current:
+            words.append(current)
+    return words
+
+
+def _wordpiece(tokenizer, text: str) -> list[int]:
+    """Greedy longest-match-first WordPiece (Schuster & Nakajima; BERT's tokenizer), written out; a word of
+    over 100 characters is unknown whole, as in BERT."""
+    import unicodedata
+
+    vocab, out = tokenizer.hf.get_vocab(), []
+    for word in _bert_words(unicodedata.normalize("NFC", text)):
+        pieces, start = ([tokenizer.unk_id], len(word)) if len(word) > 100 else ([], 0)
+        while start < len(word):
+            end = len(word)
+            while end > start and (("##" if start else "") + word[start:end]) not in vocab:
+                end -= 1
+            if end == start:   # no piece fits: the whole word is unknown
+                pieces = [tokenizer.unk_id]
+                break
+            pieces.append(vocab[("##" if start else "") + word[start:end]])
+            start = end
+        out += pieces
+    return out
+
+
+def _unigram(tokenizer, text: str) -> list[int]:
+    """Viterbi segmentation of each metaspace-marked word into the pieces of highest total log-probability;
+    a character no piece covers is <|unk|> at the lowest piece score - 10, consecutive ones fused (SentencePiece)."""
+    import unicodedata
+
+    pieces = {token: (index, score) for index, (token, score) in enumerate(tokenizer.spec["model"]["vocab"])}
+    unk_score = min(score for _, score in pieces.values()) - 10.0
+    longest = max(len(token) for token in pieces)
+    if not text:
+        return []
+    text = unicodedata.normalize("NFC", text).replace(" ", "\u2581")
+    text = text if text.startswith("\u2581") else "\u2581" + text   # a word mark first, unless spaces give one
+    out = []
+    for word in [w for w in text.replace("\u2581", "\x00\u2581").split("\x00") if w]:
+        best = [(0.0, [])] + [(-float("inf"), [])] * len(word)
+        for end in range(1, len(word) + 1):
+            for start in range(max(0, end - longest), end):
+                piece = word[start:end]
+                if piece in pieces and best[start][0] + pieces[piece][1] > best[end][0]:
+                    best[end] = (best[start][0] + pieces[piece][1], best[start][1] + [pieces[piece][0]])
+            if best[end][0] == -float("inf") and best[end - 1][0] > -float("inf"):
+                best[end] = (best[end - 1][0] + unk_score, best[end - 1][1] + [tokenizer.unk_id])
+        ids = best[-1][1]
+        out += [i for k, i in enumerate(ids) if not (i == tokenizer.unk_id and k and ids[k - 1] == i)]
+    return out
+
+
+def _words(tokenizer, text: str) -> list[int]:
+    import unicodedata
+
+    vocab = tokenizer.hf.get_vocab()
+    return [vocab.get(w, tokenizer.unk_id) for w in _bert_words(unicodedata.normalize("NFKC", text).lower())]
+
+
+@pytest.mark.parametrize("kind, reference", [("wordpiece", _wordpiece), ("unigram", _unigram), ("word", _words)])
+def test_library_kinds_encode_as_their_algorithm_says(trained, kind, reference):
+    tokenizer = trained[kind]
+    texts = corpus(50, seed=1) + TRICKY
+    got = tokenizer.encode_batch(texts)
+    assert got == [reference(tokenizer, t) for t in texts]
+    assert sum(map(len, got)) > len(texts)   # real segmentations, not empty ones
 
 
 @pytest.mark.parametrize("kind", KINDS)

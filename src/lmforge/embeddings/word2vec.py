@@ -33,7 +33,7 @@ class Word2VecConfig:
     negative: int = 5             # 0 with hs=True: hierarchical softmax only
     hs: bool = False
     sample: float = 1e-3
-    alpha: float | None = None    # default 0.025 (skip-gram), 0.05 (CBOW), as gensim and word2vec.c
+    alpha: float | None = None    # default 0.025 (skip-gram), 0.05 (CBOW), as word2vec.c (gensim: 0.025 for both)
     min_alpha: float = 1e-4
     epochs: int = 5
     ns_exponent: float = 0.75

@@ -164,7 +164,7 @@ class BERT(nn.Module):
             raise ValueError(f"sequence of {T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         x = self.embed(tokens)                                               # (B, T, d_model)
         if self.position is not None:
-            x = x + self.position.weight[:T]
+            x = x + self.position(torch.arange(T, device=tokens.device))   # a call, so hooks see it
         if self.segment is not None:
             x = x + self.segment(segments if segments is not None else torch.zeros_like(tokens))
         x = self.dropout(self.embed_norm(x))
