@@ -14,8 +14,10 @@ VERBS = {
     "tokenizer": ("lmforge.commands.tokenizer", "train a tokenizer (bpe, wordpiece, unigram, char, byte)"),
     "tokenize": ("lmforge.commands.tokenize", "encode prepared text into token shards"),
     "train": ("lmforge.commands.train", "train a model of any family on token shards (torchrun for many processes)"),
-    "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte (masked-LM metrics for encoders)"),
+    "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte (masked-LM metrics for encoders; "
+                                      "BLEU/chrF for translation)"),
     "generate": ("lmforge.commands.generate", "sample text from a run"),
+    "translate": ("lmforge.commands.translate", "translate sentences with a sequence-to-sequence run (beam search)"),
     "finetune": ("lmforge.commands.finetune", "fine-tune a run (or a baseline) for classification or tagging"),
     "predict": ("lmforge.commands.predict", "apply a fine-tuned run to new texts: labels and probabilities, or tags"),
     "prune": ("lmforge.commands.prune", "magnitude-prune a fine-tuned run: before/after metric, size, speed"),

@@ -18,6 +18,7 @@ from lmforge.artifacts import atomic_write_text
 from lmforge.errors import InputError
 
 RUN_CONFIG = "config.toml"
+TARGET_TOKENIZER = "tokenizer.tgt.json"   # a translation run's target-side tokenizer (tokenizer.json: the source's)
 RUN_FORMAT_VERSION = 2
 # version 1 (the GPT-only spine) wrote [run] model = "gpt"; it is read as family gpt, objective causal_lm.
 # Version 2 runs written before run kinds lack [run] kind (it is derived) and keep the masked-LM and
@@ -42,6 +43,8 @@ RUN_KINDS: dict[str, RunKind] = {kind.name: kind for kind in [
     RunKind("baseline", "a classical baseline task run", ("predict", "eval"), "baseline.json"),
     RunKind("ngram", "an n-gram run", ("generate", "eval", "compare", "ngram score", "ngram export"),
             "ngram.safetensors"),
+    RunKind("seq2seq", "a translation run", ("translate", "eval", "compare", "summary", "train --resume"),
+            "model.safetensors"),
     RunKind("embeddings", "a word-vector run", ("embed neighbours", "embed eval", "embed export", "embed plot",
                                                  "finetune --init-embeddings"), "vectors.safetensors"),
 ]}
@@ -58,7 +61,7 @@ class RunConfig:
     objective: str
     """Training objective (causal_lm, recurrent_lm, masked_lm, classify, ...; counts, embeddings)."""
     shards: str
-    """Token shard directory it was trained on."""
+    """Token shard directory it was trained on (pair shards for a translation run)."""
     tokenizer_sha256: str
     task: str | None = None
     """Fine-tuning task, if any."""

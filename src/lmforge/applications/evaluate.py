@@ -53,6 +53,12 @@ class EvalConfig:
     """task runs: metrics per value of this field, and the gaps"""
     positive: str | None = None
     """task runs, binary labels: the positive label (ROC-AUC, fairness)"""
+    beam: int = 5
+    """translation runs: beams of the search (1: greedy)"""
+    length_penalty: float = 1.0
+    """translation runs: beam hypotheses are ranked by log-probability / length ** length_penalty"""
+    max_pairs: int | None = None
+    """translation runs: translate at most this many pairs of the split"""
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0:
@@ -65,7 +71,14 @@ def evaluate(c: EvalConfig) -> dict:
     """The metrics of the run in `c.run`, by its kind."""
     if c.threads is not None:
         torch.set_num_threads(c.threads)
-    run = open_run(c.run).require("eval", "lm", "ngram", "task", "baseline")
+    run = open_run(c.run).require("eval", "lm", "ngram", "task", "baseline", "seq2seq")
+    if run.contract.kind == "seq2seq":
+        from lmforge.applications.translation import evaluate_translation
+        from lmforge.inference.translation import DecodeConfig
+
+        decode = DecodeConfig(beam=c.beam, length_penalty=c.length_penalty)
+        return evaluate_translation(run, c.data, "valid" if c.split == "val" else c.split, decode, c.max_pairs,
+                                    c.device)
     if run.contract.kind in ("task", "baseline"):
         return evaluate_task_run(run, str(c.data) if c.data else None, "valid" if c.split == "val" else c.split,
                                  c.slice_field, c.positive)

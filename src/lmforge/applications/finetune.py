@@ -97,13 +97,15 @@ class FinetuneConfig:
     """layer-wise LR decay, e.g. 0.8: each Transformer block learns at 0.8x the one above"""
     freeze_backbone: bool = False
     """train the head only (a linear probe)"""
-    augment: str | None = field(default=None, metadata={"choices": ("eda", "char-noise")})
-    """augment the training examples: EDA (synonyms from --augment-vectors, insertion, swap, deletion) or
-    character noise"""
+    augment: str | None = field(default=None, metadata={"choices": ("eda", "char-noise", "back-translate")})
+    """augment the training examples: EDA (synonyms from --augment-vectors, insertion, swap, deletion),
+    character noise, or back-translation through --augment-via"""
     augment_factor: float = 2.0
     """training set size multiplier (2: doubled)"""
     augment_vectors: Path | None = None
     """word vectors (embed run or file) for EDA synonyms"""
+    augment_via: str | None = field(default=None, metadata={"metavar": "RUN1,RUN2"})
+    """back-translation: two translation runs, into a pivot language and back (e.g. runs/en-de,runs/de-en)"""
     train_fraction: float = 1.0
     """train on this deterministic share of the training examples (e.g. 0.1)"""
     seed: int = 1
@@ -342,7 +344,12 @@ def _shrink_and_augment(train_items: list, c: FinetuneConfig, task: Task) -> lis
         from lmforge.embeddings.vectors import read_vectors
 
         synonyms = Synonyms(read_vectors(c.augment_vectors))
-    return augment_examples(train_items, c.augment, c.augment_factor, c.seed, synonyms)
+    paraphrase = None
+    if c.augment == "back-translate" and c.augment_via:
+        from lmforge.applications.translation import round_trip
+
+        paraphrase = round_trip([Path(p) for p in c.augment_via.split(",")])
+    return augment_examples(train_items, c.augment, c.augment_factor, c.seed, synonyms, paraphrase)
 
 
 def _write_task_run(out: Path, family, preset, model_section, head, train_config, c: FinetuneConfig, labels,

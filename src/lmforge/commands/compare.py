@@ -2,8 +2,11 @@
 loss and bits per byte on the same validation text — as a table (or `--json`) and a PNG of the loss
 curves against training time and against tokens seen.
 
+Translation runs compare by BLEU and chrF of the same validation pairs against training time.
+
 Example (CPU, seconds):
     lmforge compare runs/gpt runs/lstm runs/gru runs/rnn --out compare.png
+    lmforge compare runs/gru-att runs/tfm
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 
 from lmforge.applications.compare import compare_runs, plot
+from lmforge.runs import open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
@@ -21,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--out", type=Path, default=Path("compare.png"), help="PNG of the loss curves")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--max-pairs", type=int, default=500, help="translation runs: valid pairs translated")
 
 
 def _table(rows: list[dict]) -> str:
@@ -45,7 +50,20 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _compare_translation(args: argparse.Namespace) -> int:
+    from lmforge.applications import compare_translation
+
+    rows = compare_translation.compare_translation_runs(args.runs, args.device, args.max_pairs)
+    compare_translation.plot(rows, args.out)
+    print(compare_translation.table(rows) + f"\nplot: {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"runs": [{k: v for k, v in r.items() if k != "curve"} for r in rows], "plot": str(args.out)}))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if open_run(args.runs[0]).contract.kind == "seq2seq":
+        return _compare_translation(args)
     rows = compare_runs(args.runs, args.device)
     plot(rows, args.out)
     print(_table(rows) + f"\nplot: {args.out}", file=sys.stderr)

@@ -1,9 +1,11 @@
 """`lmforge eval`: a run's metrics on a split, for every kind of run: loss, perplexity and bits-per-byte
 for language models and n-gram models; masked-LM loss, masked-token accuracy and pseudo-perplexity for
-encoders; the task report (per class, per slice) for fine-tuned runs and baselines.
+encoders; the task report (per class, per slice) for fine-tuned runs and baselines; sacreBLEU BLEU and chrF
+(with signatures; per sentence with --json), format placeholders kept and loss for translation runs.
 
 Example (CPU, seconds):
     lmforge eval --run runs/tiny --json
+    lmforge eval --run runs/tfm --split test --json
 """
 
 from __future__ import annotations
@@ -23,8 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
+def translation_lines(result: dict) -> str:
+    kept = result["placeholders"]
+    share = (f", placeholders kept {100 * kept['kept_share']:.1f}% of {kept['placeholders']:,}"
+             if kept["kept_share"] is not None else "")
+    return (f"eval {result['split']}: BLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f} over "
+            f"{result['sentences']:,} "
+            f"sentences (beam {result['decode']['beam']}), loss {result['loss']:.4f} nats/token{share}\n"
+            f"  {result['bleu_signature']}\n  {result['chrf_signature']}")
+
+
 def summary_line(result: dict) -> str:
     """The one line of a language model's (or an n-gram model's) metrics."""
+    if result["objective"] == "seq2seq":
+        return translation_lines(result)
     if result["objective"] == "masked_lm":
         pppl = (f", pseudo-perplexity {result['pseudo_perplexity']:.2f} over {result['pseudo_scored_tokens']} tokens"
                 if "pseudo_perplexity" in result else "")

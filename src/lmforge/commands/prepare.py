@@ -7,6 +7,8 @@ Examples (CPU, seconds to minutes):
     lmforge prepare enwiki-latest-pages-articles.xml.bz2 --out data/wiki --workers 2
     lmforge prepare CC-MAIN-*.warc.gz --out data/cc-shard-0 --lang en --rank 0 --world-size 2
     lmforge prepare --merge data/cc-shard-* --out data/cc
+    lmforge prepare pairs.jsonl --pairs --src-field en --tgt-field de --out data/en-de     # sentence pairs
+    lmforge prepare en.txt de.txt --pairs --out data/en-de                                # two aligned files
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from lmforge.config import add_config_args, build_config, values_from_args
+from lmforge.data.pairs import PairsConfig, prepare_pairs
 from lmforge.data.prepare import PrepareConfig, merge_prepared, prepare_corpus
 from lmforge.data.quality import QualityConfig
 from lmforge.tokenization.training import KINDS
@@ -25,6 +28,8 @@ from lmforge.tokenization.training import KINDS
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("sources", nargs="+", help="files, folders or hf:DATASET (with --merge: shard outputs)")
     parser.add_argument("--merge", action="store_true", help="merge the outputs of --rank shards into --out")
+    parser.add_argument("--pairs", action="store_true", help="sentence pairs for translation: JSONL/TSV/Parquet "
+                        "records, a folder of train/valid/test files, or two aligned text files")
     parser.add_argument("--out", type=Path, required=True, help="output dataset directory")
     parser.add_argument("--val-source", type=Path, action="append", default=[],
                         help="explicit validation files/folders (then all of `sources` is train)")
@@ -36,9 +41,36 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--json", action="store_true", help="print the stats as one JSON object on stdout")
     add_config_args(parser, PrepareConfig)
     add_config_args(parser, QualityConfig, prefix="quality.")
+    # --val-fraction, --max-chars and --dedup are shared with PrepareConfig; --pairs reads them with its defaults
+    add_config_args(parser, PairsConfig, skip=("val_fraction", "max_chars", "dedup"))
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    config = build_config(PairsConfig, values_from_args(args, PairsConfig), source="command line")
+    stats = prepare_pairs([Path(s) for s in args.sources], args.out, config, args.overwrite)
+    out = stats["pairs_out"]
+    lines = [f"prepare: {stats['pairs_in']:,} pairs in -> train {out['train']:,}, valid {out['valid']:,}, "
+             f"test {out['test']:,} in {stats['seconds']:.1f}s -> {args.out}"]
+    for reason, count in sorted({**stats["skipped"], **stats["rejected"]}.items(), key=lambda kv: -kv[1]):
+        kept = "" if reason in stats["skipped"] else f" (kept in {args.out}/rejected/{reason}.jsonl.gz)"
+        lines.append(f"  dropped {reason:<22} {count:>9,}{kept}")
+    print("\n".join(lines), file=sys.stderr)
+    if args.tokenizer:
+        from lmforge.tokenization.corpus import train_pair_tokenizer
+        from lmforge.tokenization.pairs import tokenize_pairs
+        from lmforge.tokenization.tokenizer import Tokenizer
+
+        folder = args.out / "tokenizers" / f"{args.tokenizer}{args.vocab_size}"
+        train_pair_tokenizer(args.out, "joint", args.tokenizer, args.vocab_size, folder, overwrite=True)
+        stats["pair_shards"] = str(tokenize_pairs(args.out, Tokenizer(folder), overwrite=True))
+    if args.json:
+        print(json.dumps(stats))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pairs:
+        return run_pairs(args)
     quality = build_config(QualityConfig, values_from_args(args, QualityConfig, prefix="quality."),
                            source="command line")
     config = build_config(PrepareConfig, values_from_args(args, PrepareConfig), {"quality": quality},

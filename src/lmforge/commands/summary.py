@@ -13,11 +13,9 @@ import re
 import sys
 from pathlib import Path
 
-import torch
-
 from lmforge.evaluation.plots import save_figure
 from lmforge.inference.loading import load
-from lmforge.models.summary import LayerRow, layer_rows
+from lmforge.models.summary import LayerRow, example_inputs, layer_rows
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
@@ -82,10 +80,10 @@ def plot(stages: list[tuple[str, str, int]], title: str, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = load(args.run, "summary", ("lm",))
+    loaded = load(args.run, "summary", ("lm", "seq2seq"))
     model = loaded.model
     length = min(args.tokens, getattr(model.config, "max_seq_len", args.tokens))
-    rows = layer_rows(model, torch.zeros((1, length), dtype=torch.long))
+    rows = layer_rows(model, example_inputs(model, length))
     total = sum(p.numel() for p in model.parameters())
     out = args.out or Path(args.run) / "architecture.png"
     plot(_top_level(rows), f"{loaded.run.family} ({loaded.run.contract.preset}), {total / 1e6:.2f}M parameters, "

@@ -1,9 +1,12 @@
-"""`lmforge train`: train a model of any family on token shards; `--resume RUN` continues exactly.
+"""`lmforge train`: train a model of any family on token shards (translation models: on sentence pairs);
+`--resume RUN` continues exactly.
 
-`--model` chooses the family (gpt, lstm, gru, rnn, bert); `--help` then shows that family's fields.
-Example (CPU, ~2 minutes each):
+`--model` chooses the family (gpt, lstm, gru, rnn, bert; transformer, seq2seq-gru, seq2seq-lstm); `--help`
+then shows that family's fields.
+Example (CPU, ~2 minutes each; translation 10 minutes):
     lmforge train --data data/mycorpus/tokens/char --model lstm --preset tiny --out runs/lstm --max-time 120
     lmforge train --data data/mycorpus/tokens/bpe4k --model gpt --preset tiny --out runs/tiny --max-time 120
+    lmforge train --data data/en-de --tokenizer tokenizers/en-de --model transformer --out runs/tfm --max-time 600
     torchrun --nproc-per-node 2 -m lmforge train --data ... --out runs/ddp --max-steps 200
 """
 
@@ -24,6 +27,7 @@ from lmforge.runs import open_run
 from lmforge.training.config import TrainConfig
 from lmforge.training.recipes import RECIPES, recipe_for
 from lmforge.training.runs import new_run, resolve_configs, resume
+from lmforge.training.seq2seq_runs import new_seq2seq_run, pair_shards_for, resolve_seq2seq_configs, resume_seq2seq
 
 FOREIGN = "foreign__"
 
@@ -49,7 +53,8 @@ def _options_cls(family: str) -> type | None:
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     family = chosen_family(argv)
-    parser.add_argument("--data", type=Path, help="token shard directory (output of `lmforge tokenize`)")
+    parser.add_argument("--data", type=Path, help="token shard directory (output of `lmforge tokenize`); translation "
+                        "models: a parallel dataset (`prepare --pairs`) with --tokenizer, or its pair shards")
     parser.add_argument("--out", type=Path, help="run directory to create")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last checkpoint")
     parser.add_argument("--model", default="gpt", choices=sorted(ALL_MODELS),
@@ -58,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--preset", default="tiny", help=f"size preset ({family}: {', '.join(presets)})")
     parser.add_argument("--config", type=Path, help="TOML file with [model] and [train] sections")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    if family in MODELS and MODELS[family].kind == "seq2seq":
+        parser.add_argument("--tokenizer", type=Path, help="tokenizer of both sides (or of the source, with "
+                            "--tgt-tokenizer) when --data is a parallel dataset")
+        parser.add_argument("--tgt-tokenizer", type=Path, help="the target side's own tokenizer")
     if family in MODELS:
         add_config_args(parser, MODELS[family].config_cls)
         if _options_cls(family):
@@ -100,6 +109,8 @@ def start_run(args: argparse.Namespace) -> dict:
         raise InputError(f"--model {args.model}: a task body with no language-model objective; train it on a task with "
                          f"`lmforge finetune --task classify --model {args.model} --data DATA --out RUN`.")
     _refuse_foreign_flags(args, args.model)
+    if MODELS[args.model].kind == "seq2seq":
+        return _start_seq2seq(args)
     meta = read_meta(args.data)
     file_values = read_toml(args.config) if args.config else {}
     options_cls = _options_cls(args.model)
@@ -111,14 +122,27 @@ def start_run(args: argparse.Namespace) -> dict:
                    _sample_text(args.model, meta.directory), options)
 
 
+def _start_seq2seq(args: argparse.Namespace) -> dict:
+    shards = pair_shards_for(args.data, args.tokenizer, args.tgt_tokenizer)
+    file_values = read_toml(args.config) if args.config else {}
+    spec, options_cls = MODELS[args.model], _options_cls(args.model)
+    model_config, train_config, options = resolve_seq2seq_configs(
+        args.model, args.preset, shards, file_values, values_from_args(args, spec.config_cls),
+        values_from_args(args, TrainConfig), values_from_args(args, options_cls))
+    return new_seq2seq_run(args.out, args.model, args.preset, model_config, train_config, options, shards)
+
+
 def resume_run(args: argparse.Namespace) -> dict:
-    family = open_run(args.resume).family
+    run = open_run(args.resume)
+    family = run.family
     if family in MODELS:
         _refuse_foreign_flags(args, family)
         options_cls = _options_cls(family)
         if values_from_args(args, MODELS[family].config_cls) or (options_cls and values_from_args(args, options_cls)):
             raise InputError(f"{args.resume}: model and objective options cannot change on --resume; start a new "
                              "run instead.")
+    if run.contract.kind == "seq2seq":
+        return resume_seq2seq(args.resume, values_from_args(args, TrainConfig))
     return resume(args.resume, values_from_args(args, TrainConfig), args.data, _sample_text(family, args.resume))
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from lmforge.errors import InputError
 from lmforge.inference.decoding import Decoder, _device_and_dtype, left_padded, start_context
+from lmforge.inference.sampling import ban_repeated_ngrams
 
 FINISHED = -1.0e9   # the score that keeps a candidate out (as HF)
 
@@ -46,6 +47,7 @@ class _Search:
 
 def _check(model: Decoder, prompts: list[list[int]], beams: int, n_best: int, max_new_tokens: int,
            eos_id: int | None) -> list[list[int]]:
+    """The contexts the beams start from; `max_new_tokens` is the longest limit of any prompt."""
     if beams < 1 or not 1 <= n_best <= beams:
         raise InputError(f"--beam {beams} --n-best {n_best}: the beam must be at least 1 and --n-best between 1 "
                          "and the beam.")
@@ -69,9 +71,10 @@ def _finish(search: _Search, slot: int, ranks: list[int], scores: Tensor, origin
     del done[beams:]
 
 
-def _step(search: _Search, log_probs: Tensor, length: int, beams: int, at_limit: bool, eos_id: int | None,
+def _step(search: _Search, log_probs: Tensor, length: int, beams: int, at_limit: Tensor, eos_id: int | None,
           length_penalty: float) -> Tensor:
-    """One step of every prompt's search on (P * K, V) log-probabilities; the rows (beams) that go on."""
+    """One step of every prompt's search on (P * K, V) log-probabilities, `at_limit` (P, 1) marking the prompts
+    whose candidates must end now; the rows (beams) that go on."""
     P, vocab = len(search.live), log_probs.size(-1)
     total = (log_probs.view(P, beams, vocab) + search.scores[:, :, None]).view(P, beams * vocab)
     scores, flat = total.topk(2 * beams, dim=1)                                   # (P, 2K), best first
@@ -101,15 +104,20 @@ def _improvable(search: _Search, length: int, beams: int, length_penalty: float)
 
 
 @torch.inference_mode()
-def beam_search(model: Decoder, prompts: list[list[int]], *, beams: int, max_new_tokens: int, eos_id: int | None,
-                decode: Callable[[list[int]], str], length_penalty: float = 1.0, n_best: int = 1,
-                stop_strings: list[str] = ()) -> list[list[Hypothesis]]:
-    """The `n_best` best hypotheses of each prompt, best first. A prompt keeps its last
-    max_context - max_new_tokens tokens, so every beam fits the model's context."""
-    contexts = _check(model, prompts, beams, n_best, max_new_tokens, eos_id)
+def beam_search(model: Decoder, prompts: list[list[int]], *, beams: int, max_new_tokens: int | list[int],
+                eos_id: int | None, decode: Callable[[list[int]], str], length_penalty: float = 1.0, n_best: int = 1,
+                stop_strings: list[str] = (), memory=None, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
+    """The `n_best` best hypotheses of each prompt, best first, with at most `max_new_tokens` new tokens (one
+    limit, or one per prompt). A prompt keeps its last max_context - max_new_tokens tokens, so every beam fits
+    the model's context. An encoder-decoder model reads the prompts' encoded sources from `memory`;
+    `no_repeat_ngram` n > 0 never repeats an n-gram within a beam."""
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
+    longest_limit = max(limits)
+    contexts = _check(model, prompts, beams, n_best, longest_limit, eos_id)
     device, dtype = _device_and_dtype(model)
-    longest = max(len(c) for c in contexts) + max_new_tokens   # the cache need hold no more
-    state = model.new_state(len(contexts), longest, device=device, dtype=dtype)
+    longest = max(len(c) for c in contexts) + longest_limit   # the cache need hold no more
+    state = model.new_state(len(contexts), longest, device=device, dtype=dtype,
+                            **({"memory": memory} if memory is not None else {}))
     logits, state = model.step(*left_padded(contexts, [0] * len(contexts), device), state, keep_last=1)
     state = model.reorder(state, torch.arange(len(contexts), device=device).repeat_interleave(beams))
     log_probs = logits[:, -1].float().cpu().log_softmax(-1).repeat_interleave(beams, dim=0)   # (P * K, V)
@@ -117,10 +125,15 @@ def beam_search(model: Decoder, prompts: list[list[int]], *, beams: int, max_new
     first[:, 0] = 0.0   # every beam starts as the prompt: only one of them may expand at the first step
     search = _Search(list(range(len(contexts))), torch.zeros((len(contexts), beams, 0), dtype=torch.long), first,
                      [[] for _ in contexts])
-    for length in range(1, max_new_tokens + 1):
-        rows = _step(search, log_probs, length, beams, length == max_new_tokens, eos_id, length_penalty)
+    for length in range(1, longest_limit + 1):
+        if no_repeat_ngram:
+            histories = [contexts[n] + search.tokens[slot, k].tolist() for slot, n in enumerate(search.live)
+                         for k in range(beams)]
+            log_probs = ban_repeated_ngrams(log_probs, histories, no_repeat_ngram)
+        at_limit = torch.tensor([[length >= limits[n]] for n in search.live])
+        rows = _step(search, log_probs, length, beams, at_limit, eos_id, length_penalty)
         going = _improvable(search, length, beams, length_penalty)
-        if length == max_new_tokens or not any(going):
+        if length == longest_limit or not any(going):
             break
         if not all(going):   # prompts that cannot improve leave the batch
             keep = [slot for slot, on in enumerate(going) if on]

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from lmforge.inference.sampling import SamplingConfig, sample_rows, seeded_generator
+from lmforge.inference.sampling import SamplingConfig, ban_repeated_ngrams, sample_rows, seeded_generator
 
 
 @runtime_checkable
@@ -29,10 +29,11 @@ class Decoder(Protocol):
     max_context: int | None
     """Longest context the state holds (None: any length)."""
 
-    def new_state(self, batch_size: int, max_len: int | None = None, memory: Tensor | None = None,
+    def new_state(self, batch_size: int, max_len: int | None = None, memory: Any = None,
                   device=None, dtype=None) -> Any:
-        """Empty state for `batch_size` rows of up to `max_len` tokens. `memory` (B, S, d) is the encoder
-        output an encoder-decoder model attends to (decoder-only models refuse one)."""
+        """Empty state for `batch_size` rows of up to `max_len` tokens. `memory` is what an encoder-decoder
+        model's `encode` gave for the rows' sources (models.layers.EncoderOutput); decoder-only models
+        refuse one."""
 
     def step(self, tokens: Tensor, positions: Tensor, state: Any, keep_last: int | None = None) -> tuple[Tensor, Any]:
         """Logits (B, T, V) for `tokens` (B, T) at `positions` (B, T) after each row's state (only the last
@@ -117,6 +118,7 @@ class _Row:
     context: list[int]
     generator: torch.Generator
     stream: TextStream
+    limit: int = 0                                  # new tokens this row may generate
     seen: int = 0                                   # tokens of `context` in the state
     pending: list[int] = field(default_factory=list)
     new_ids: list[int] = field(default_factory=list)
@@ -156,7 +158,7 @@ def _refill(model, rows: list[_Row], state, use_cache: bool, device, dtype):
     return state
 
 
-def _finish_row(row: _Row, token: int, eos_id: int | None, max_new_tokens: int, watch_text: bool) -> None:
+def _finish_row(row: _Row, token: int, eos_id: int | None, watch_text: bool) -> None:
     if token == eos_id:
         row.reason = "eos"
         return
@@ -165,26 +167,35 @@ def _finish_row(row: _Row, token: int, eos_id: int | None, max_new_tokens: int, 
     row.pending = [token]
     if watch_text and row.stream.push(row.new_ids):
         row.reason = "stop_string"
-    elif len(row.new_ids) >= max_new_tokens:
+    elif len(row.new_ids) >= row.limit:
         row.reason = "length"
 
 
 @torch.inference_mode()
-def generate_batch(model: Decoder, prompts: list[list[int]], *, max_new_tokens: int, sampling: SamplingConfig,
-                   seeds: list[int | None], eos_id: int | None, decode: Callable[[list[int]], str],
-                   stop_strings: list[str] = (), on_text: list[Callable[[str], None] | None] | None = None,
-                   use_cache: bool = True) -> list[Generation]:
-    """Up to `max_new_tokens` after each prompt, all rows decoded together; row b samples with a
-    generator seeded by seeds[b] and streams its text to on_text[b]."""
+def generate_batch(model: Decoder, prompts: list[list[int]], *, max_new_tokens: int | list[int],
+                   sampling: SamplingConfig, seeds: list[int | None], eos_id: int | None,
+                   decode: Callable[[list[int]], str], stop_strings: list[str] = (),
+                   on_text: list[Callable[[str], None] | None] | None = None, use_cache: bool = True,
+                   memory: Any = None, no_repeat_ngram: int = 0) -> list[Generation]:
+    """Up to `max_new_tokens` (one limit, or one per row) after each prompt, all rows decoded together; row b
+    samples with a generator seeded by seeds[b] and streams its text to on_text[b]. An encoder-decoder model
+    reads the rows' encoded sources from `memory`; `no_repeat_ngram` n > 0 never repeats an n-gram."""
     device, dtype = _device_and_dtype(model)
     callbacks = on_text or [None] * len(prompts)
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     rows = [_Row(start_context(p, model.max_context, eos_id), seeded_generator(seed),
-                 TextStream(decode, list(stop_strings), callback))
-            for p, seed, callback in zip(prompts, seeds, callbacks)]
-    if max_new_tokens <= 0:
+                 TextStream(decode, list(stop_strings), callback), limit)
+            for p, seed, callback, limit in zip(prompts, seeds, callbacks, limits)]
+    if max(limits, default=0) <= 0:
         return [Generation("", [], "length") for _ in rows]
+    if memory is not None and not use_cache:
+        raise ValueError("an encoder-decoder model decodes with its cache")
     watch_text = bool(stop_strings) or any(callbacks)
-    state, active = model.new_state(len(rows), _capacity(model, rows, max_new_tokens), device=device, dtype=dtype), rows
+    state = model.new_state(len(rows), _capacity(model, rows, max(limits)), device=device, dtype=dtype,
+                            **({"memory": memory} if memory is not None else {}))
+    active = [row for row in rows if row.limit > 0]
+    if len(active) < len(rows):
+        state = model.reorder(state, torch.tensor([i for i, row in enumerate(rows) if row.limit > 0], device=device))
     while active:
         state = _refill(model, active, state, use_cache, device, dtype)
         tokens, positions = left_padded([r.pending for r in active], [r.seen for r in active], device)
@@ -192,9 +203,12 @@ def generate_batch(model: Decoder, prompts: list[list[int]], *, max_new_tokens: 
         for row in active:
             row.seen += len(row.pending)
         histories = [torch.tensor(r.context) for r in active] if sampling.repetition_penalty != 1.0 else None
-        chosen = sample_rows(logits[:, -1].cpu(), histories, sampling, [r.generator for r in active])
+        last = logits[:, -1].cpu()
+        if no_repeat_ngram:
+            last = ban_repeated_ngrams(last, [r.context for r in active], no_repeat_ngram)
+        chosen = sample_rows(last, histories, sampling, [r.generator for r in active])
         for row, token in zip(active, chosen):
-            _finish_row(row, token, eos_id, max_new_tokens, watch_text)
+            _finish_row(row, token, eos_id, watch_text)
         going = [i for i, row in enumerate(active) if row.reason is None]
         if len(going) < len(active) and going:
             state = model.reorder(state, torch.tensor(going, device=device))

@@ -62,8 +62,14 @@ def _load_vectors(run: Run, device="cpu"):
     return load_embed_run(run.path)[0]
 
 
+def _load_seq2seq(run: Run, device="cpu"):
+    from lmforge.inference.translation import load_seq2seq
+
+    return load_seq2seq(run, device)
+
+
 LOADERS: dict[str, Callable] = {"lm": load_lm, "task": _load_task, "baseline": _load_task, "ngram": _load_ngram,
-                                "embeddings": _load_vectors}
+                                "embeddings": _load_vectors, "seq2seq": _load_seq2seq}
 
 
 def load(path: Path, verb: str, kinds: tuple[str, ...], device: torch.device | str = "cpu"):

@@ -11,8 +11,9 @@ from torch import nn
 from lmforge.errors import InputError
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 quantization of every nn.Linear (fbgemm kernels); CPU only, inference only."""
+def quantize_int8(model: nn.Module, recurrent: bool = False) -> nn.Module:
+    """Dynamic int8 quantization of every nn.Linear (and, with `recurrent`, every GRU and LSTM) (fbgemm
+    kernels); CPU only, inference only."""
     if next(model.parameters()).device.type != "cpu":
         raise InputError("--int8 is for CPU decoding; on a GPU use the default (bf16/fp32) weights.")
     try:
@@ -21,4 +22,5 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         raise InputError("--int8 needs torch.ao.quantization, which this torch build lacks; drop --int8.") from None
     with warnings.catch_warnings():  # torch marks this API for migration to torchao; it still works here
         warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        kinds = {nn.Linear, nn.GRU, nn.LSTM} if recurrent else {nn.Linear}
+        return quantize_dynamic(model, kinds, dtype=torch.qint8)

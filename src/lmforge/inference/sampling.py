@@ -88,6 +88,26 @@ def sample_next(logits: Tensor, context: Tensor | None, config: SamplingConfig, 
     return sample_rows(logits[None], None if context is None else [context], config, [generator])[0]
 
 
+def repeated_ngram_bans(history: list[int], n: int) -> list[int]:
+    """Tokens that would repeat an n-gram already in `history` if they came next (no_repeat_ngram_size)."""
+    if n <= 0 or len(history) < n:
+        return []
+    tail = tuple(history[len(history) - n + 1:]) if n > 1 else ()
+    return [history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i:i + n - 1]) == tail]
+
+
+def ban_repeated_ngrams(logits: Tensor, histories: list[list[int]], n: int) -> Tensor:
+    """(B, V) logits with -inf on each row's tokens that would repeat one of its n-grams."""
+    if n <= 0:
+        return logits
+    logits = logits.clone()
+    for row, history in enumerate(histories):
+        banned = repeated_ngram_bans(history, n)
+        if banned:
+            logits[row, banned] = float("-inf")
+    return logits
+
+
 def seeded_generator(seed: int | None) -> torch.Generator:
     """A CPU generator seeded with `seed` (a fresh random seed when None)."""
     generator = torch.Generator(device="cpu")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmforge.models.layers import CacheStep, KVCache, RMSNorm, RotaryEmbedding, SwiGLU, apply_rope
+from lmforge.models.layers import CacheStep, KVCache, RMSNorm, RotaryEmbedding, SwiGLU, apply_rope, cached_mask
 
 
 @dataclass
@@ -96,23 +96,11 @@ class Attention(nn.Module):
         mask, causal = None, T > 1
         if cache is not None:
             k, v = cache.store(layer, k, v, step)                         # (B, H_kv, S, hd)
-            mask, causal = _cached_mask(step, x.device)
+            mask, causal = cached_mask(step, x.device)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0,
                                            enable_gqa=H_kv != H)           # (B, H, T, hd)
         return self.out(y.transpose(1, 2).reshape(B, T, -1))              # (B, T, d_model)
-
-
-def _cached_mask(step: CacheStep, device) -> tuple[Tensor | None, bool]:
-    """(mask, is_causal) of the cached slots each new query sees: all of them for a single new token;
-    the causal part of a first chunk; the prefix plus the causal part of a later chunk; each row its own
-    (step.mask) when rows differ."""
-    if not step.uniform:
-        return step.mask, False
-    start, T = step.starts[0], step.width
-    if T == 1 or start == 0:
-        return None, T > 1
-    return torch.ones(T, start + T, dtype=torch.bool, device=device).tril(diagonal=start), False
 
 
 class Block(nn.Module):

@@ -1,6 +1,7 @@
-"""Layers the Transformer families share (the GPT decoder, the BERT encoder and the coming
-encoder-decoder): RMSNorm, rotary position embeddings, the SwiGLU MLP, and the key/value cache whose
-rows each keep their own length."""
+"""Layers the Transformer families share (the GPT decoder, the BERT encoder and the encoder-decoder):
+RMSNorm, rotary position embeddings, the SwiGLU MLP, the key/value cache whose rows each keep their own
+length and the mask of the cached slots a new query sees; and what every encoder-decoder model hands its
+decoder (`EncoderOutput`)."""
 
 from __future__ import annotations
 
@@ -169,3 +170,30 @@ def _ragged_mask(starts: list[int], counts: list[int], T: int, span: int, device
     sees = keys <= slot[:, :, None]                                      # (B, T, S)
     sees = torch.where((columns >= offset)[:, :, None], sees, keys == 0)
     return sees[:, None]                                                 # (B, 1, T, S)
+
+
+def cached_mask(step: CacheStep, device) -> tuple[Tensor | None, bool]:
+    """(mask, is_causal) of the cached slots each new query sees: all of them for a single new token;
+    the causal part of a first chunk; the prefix plus the causal part of a later chunk; each row its own
+    (step.mask) when rows differ."""
+    if not step.uniform:
+        return step.mask, False
+    start, T = step.starts[0], step.width
+    if T == 1 or start == 0:
+        return None, T > 1
+    return torch.ones(T, start + T, dtype=torch.bool, device=device).tril(diagonal=start), False
+
+
+@dataclass
+class EncoderOutput:
+    """What an encoder-decoder model's encoder gives its decoder: the states of every source token and
+    which of them are real (padding is never attended to)."""
+
+    states: Tensor        # (B, S, d)
+    mask: Tensor          # (B, S) bool, True for real tokens
+    start: tuple[Tensor, ...] | None = None
+    """The decoder's first state, (layers, B, d) each, for a decoder that starts from the encoder's (an RNN)."""
+
+    def select(self, index: Tensor) -> EncoderOutput:
+        start = None if self.start is None else tuple(s[:, index] for s in self.start)
+        return EncoderOutput(self.states[index], self.mask[index], start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lmforge.models import bag_of_ngrams, bert, birnn, gpt, rnn
+from lmforge.models import bag_of_ngrams, bert, birnn, gpt, rnn, seq2seq, transformer
 
 
 @dataclass(frozen=True)
@@ -15,8 +15,9 @@ class ModelSpec:
     module_cls: type
     presets: dict[str, dict]
     kind: str
-    """decoder (generates through new_state/step), encoder (hidden states for heads; no generation) or
-    task (a task body trained only with a head, by `finetune --model`; no pretraining objective)."""
+    """decoder (generates through new_state/step), encoder (hidden states for heads; no generation),
+    seq2seq (an encoder-decoder: encode(src) once, then a decoder over that memory) or task (a task body
+    trained only with a head, by `finetune --model`; no pretraining objective)."""
     summary: str
     fixed: dict = field(default_factory=dict)
     """Config fields the family name decides (e.g. the recurrent cell); not command-line flags."""
@@ -32,6 +33,12 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
               {"cell": "rnn"}),
     ModelSpec("bert", bert.BERTConfig, bert.BERT, bert.PRESETS, "encoder",
               "BERT-style bidirectional encoder, masked LM"),
+    ModelSpec("seq2seq-gru", seq2seq.Seq2SeqRNNConfig, seq2seq.Seq2SeqRNN, seq2seq.PRESETS, "seq2seq",
+              "GRU encoder-decoder with Bahdanau or Luong attention (or none), translation", {"cell": "gru"}),
+    ModelSpec("seq2seq-lstm", seq2seq.Seq2SeqRNNConfig, seq2seq.Seq2SeqRNN, seq2seq.PRESETS, "seq2seq",
+              "LSTM encoder-decoder with Bahdanau or Luong attention (or none), translation", {"cell": "lstm"}),
+    ModelSpec("transformer", transformer.TransformerConfig, transformer.Transformer, transformer.PRESETS, "seq2seq",
+              "Transformer encoder-decoder (pre-norm, RoPE, SwiGLU), translation"),
 ]}
 
 # Task bodies: no language-model objective of their own, so `train` does not offer them; `finetune

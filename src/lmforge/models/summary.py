@@ -32,9 +32,18 @@ def _depth(name: str) -> int:
     return sum(not part.isdigit() for part in name.split(".")) - 1
 
 
+def example_inputs(model: nn.Module, length: int) -> tuple[Tensor, ...]:
+    """A batch of one all-zero sequence of `length` tokens, as the model's forward takes it: (tokens,), or
+    (source, source mask, target) for an encoder-decoder."""
+    tokens = torch.zeros((1, length), dtype=torch.long)
+    if hasattr(model, "encode"):
+        return tokens, torch.ones((1, length), dtype=torch.bool), tokens
+    return (tokens,)
+
+
 @torch.no_grad()
-def layer_rows(model: nn.Module, tokens: Tensor) -> list[LayerRow]:
-    """Rows in the order the modules first ran on `tokens` (B, T)."""
+def layer_rows(model: nn.Module, tokens: Tensor | tuple[Tensor, ...]) -> list[LayerRow]:
+    """Rows in the order the modules first ran on `tokens` (B, T) (or on a tuple of forward inputs)."""
     names = {module: name for name, module in model.named_modules() if name}
     counted: set[int] = set()
     owned = {}
@@ -64,7 +73,7 @@ def layer_rows(model: nn.Module, tokens: Tensor) -> list[LayerRow]:
     was_training = model.training
     model.eval()
     try:
-        model(tokens)
+        model(*(tokens if isinstance(tokens, tuple) else (tokens,)))
     finally:
         for handle in handles:
             handle.remove()

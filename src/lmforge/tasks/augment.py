@@ -6,6 +6,9 @@
   `--augment-vectors`; without them the copy uses swap, deletion or insertion of a word of the text.
 - `char-noise`: typos (a character dropped, doubled, swapped with the next, or replaced by a
   neighbour), to train or test robustness.
+- `back-translate`: paraphrases by a round trip through translation runs (`--augment-via EN-DE,DE-EN`:
+  sampled into the pivot language, the way back by beam search), as in UDA (Xie et al. 2019); the
+  translating is the caller's (`paraphrase`), since tasks do not run models.
 Only training examples are augmented; every copy keeps its label. Seeded, so a run is reproducible.
 """
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from lmforge.errors import InputError
 
-METHODS = ("eda", "char-noise")
+METHODS = ("eda", "char-noise", "back-translate")
 
 
 class Synonyms:
@@ -99,19 +102,40 @@ def char_noise(text: str, rng: random.Random, rate: float = 0.05) -> str:
     return "".join(out)
 
 
-def augment_examples(examples: list, method: str, factor: float, seed: int, synonyms: Synonyms | None = None) -> list:
-    """The examples and (factor - 1) x as many augmented copies (factor 2 doubles the set)."""
+def augment_examples(examples: list, method: str, factor: float, seed: int, synonyms: Synonyms | None = None,
+                     paraphrase=None) -> list:
+    """The examples and (factor - 1) x as many augmented copies (factor 2 doubles the set). `paraphrase(texts,
+    seed) -> texts` rewrites a list of texts (back-translation); copy k of the set uses seed + k."""
     if method not in METHODS:
         raise InputError(f"--augment {method}: choose {', '.join(METHODS)}.")
     if factor < 1:
         raise InputError(f"--augment-factor {factor}: must be at least 1 (1 adds nothing, 2 doubles the data).")
-    rng = random.Random(seed)
+    if method == "back-translate" and paraphrase is None:
+        raise InputError("--augment back-translate needs the translation runs: --augment-via RUN1,RUN2 (into a pivot "
+                         "language and back).")
     extra = round((factor - 1) * len(examples))
+    sources = [examples[k % len(examples)] for k in range(extra)]
+    if method == "back-translate":
+        return list(examples) + _paraphrased(sources, len(examples), seed, paraphrase)
+    rng = random.Random(seed)
     copies = []
-    for k in range(extra):
-        source = examples[k % len(examples)]
+    for source in sources:
         change = (lambda t: eda(t, rng, synonyms)) if method == "eda" else (lambda t: char_noise(t, rng))
         copies.append(replace(source, text=change(source.text),
                               text2=change(source.text2) if source.text2 is not None else None,
                               source=f"{source.source} (augmented)"))
     return list(examples) + copies
+
+
+def _paraphrased(sources: list, n: int, seed: int, paraphrase) -> list:
+    """Each pass over the set (n examples) is paraphrased with its own seed, so a second copy differs."""
+    copies = []
+    for first in range(0, len(sources), n):
+        chunk = sources[first:first + n]
+        texts = paraphrase([s.text for s in chunk], seed + first // n)
+        seconds = paraphrase([s.text2 for s in chunk if s.text2 is not None], seed + first // n) \
+            if any(s.text2 is not None for s in chunk) else []
+        pairs = iter(seconds)
+        copies += [replace(s, text=t, text2=next(pairs) if s.text2 is not None else None,
+                           source=f"{s.source} (back-translated)") for s, t in zip(chunk, texts)]
+    return copies

@@ -76,17 +76,35 @@ def _limited_bytes(texts, max_bytes: int):
             return
 
 
-def train_tokenizer_on(data: Path, kind: str, vocab_size: int, out: Path, max_docs: int | None = None,
-                       max_chars: int = 500_000_000, overwrite: bool = False) -> Path:
-    """Train on the train split of `data` and write `out/tokenizer.json` (refusing to replace one)."""
+def _check_out(out: Path, vocab_size: int, overwrite: bool) -> None:
     if (Path(out) / FILENAME).exists() and not overwrite:
         raise InputError(f"{Path(out) / FILENAME}: a tokenizer is already there; shards and runs made with it would "
                          "stop matching if it were replaced. Choose another --out, or pass --overwrite.")
-    folder = clean_dir(data)
     if vocab_size <= 0:
         raise InputError(f"--vocab-size must be positive, got {vocab_size}.")
+
+
+def train_tokenizer_on(data: Path, kind: str, vocab_size: int, out: Path, max_docs: int | None = None,
+                       max_chars: int = 500_000_000, overwrite: bool = False) -> Path:
+    """Train on the train split of `data` and write `out/tokenizer.json` (refusing to replace one)."""
+    _check_out(out, vocab_size, overwrite)
+    folder = clean_dir(data)
     texts = _limited_bytes(islice(iter_clean_texts(folder, "train"), max_docs), max_chars)
-    tokenizer = train_tokenizer(kind, texts, vocab_size, source=str(folder))
+    return _save(train_tokenizer(kind, texts, vocab_size, source=str(folder)), kind, out)
+
+
+def train_pair_tokenizer(data: Path, side: str, kind: str, vocab_size: int, out: Path, max_docs: int | None = None,
+                         overwrite: bool = False) -> Path:
+    """Train on the train pairs of a parallel dataset: both sides (`joint`, one vocabulary for source and
+    target) or one side (`src`, `tgt`); write `out/tokenizer.json`."""
+    from lmforge.tokenization.pairs import pair_texts
+
+    _check_out(out, vocab_size, overwrite)
+    texts = islice(pair_texts(data, side), None if max_docs is None else max_docs * (2 if side == "joint" else 1))
+    return _save(train_tokenizer(kind, texts, vocab_size, source=f"{data} ({side})"), kind, out)
+
+
+def _save(tokenizer, kind: str, out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{FILENAME}.tmp"

@@ -39,7 +39,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     small model's step; the matmul FLOPs are the same as the unfused head + loss."""
 
     @staticmethod
-    def forward(ctx, hidden: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
+    def forward(ctx, hidden: Tensor, weight: Tensor, targets: Tensor, smoothing: float = 0.0) -> Tensor:
         valid = targets != IGNORE
         count = max(int(valid.sum()), 1)
         safe_targets = torch.where(valid, targets, 0)
@@ -51,9 +51,15 @@ class LinearCrossEntropy(torch.autograd.Function):
             t, keep = safe_targets[start:start + HEAD_CHUNK], valid[start:start + HEAD_CHUNK]
             logits = (h @ weight.t()).float()                                 # (c, V)
             lse = torch.logsumexp(logits, dim=-1)                             # (c,)
-            total += ((lse - logits.gather(1, t[:, None]).squeeze(1)) * keep).sum()
+            picked = logits.gather(1, t[:, None]).squeeze(1)
+            if smoothing:   # (1 - e) * NLL + e * the cross-entropy against the uniform distribution
+                total += ((lse - (1 - smoothing) * picked - smoothing * logits.mean(dim=-1)) * keep).sum()
+            else:
+                total += ((lse - picked) * keep).sum()
             grad = logits.sub_(lse[:, None]).exp_()                           # softmax, in place
-            grad[torch.arange(len(t)), t] -= 1.0
+            grad[torch.arange(len(t)), t] -= 1.0 - smoothing
+            if smoothing:
+                grad.sub_(smoothing / logits.size(1))
             grad.mul_((keep / count)[:, None])                                # ignored rows: no gradient
             grad = grad.to(hidden.dtype)
             grad_hidden[start:start + HEAD_CHUNK] = grad @ weight
@@ -64,15 +70,17 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_loss, grad_weight * grad_loss, None
+        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None
 
 
-def lm_loss(hidden: Tensor, head: nn.Linear, targets: Tensor) -> Tensor:
-    """Mean cross-entropy of head(hidden) (B, T, d) against targets (B, T); fused on CPU in fp32."""
+def lm_loss(hidden: Tensor, head: nn.Linear, targets: Tensor, smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy of head(hidden) (B, T, d) against targets (B, T), label-smoothed by `smoothing`;
+    fused on CPU in fp32."""
     if hidden.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
-        return LinearCrossEntropy.apply(hidden.flatten(0, 1), head.weight, targets.flatten())
+        return LinearCrossEntropy.apply(hidden.flatten(0, 1), head.weight, targets.flatten(), smoothing)
     logits = head(hidden)                                                       # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE,
+                           label_smoothing=smoothing)
 
 
 def causal_lm(net: nn.Module, batch: LMBatch) -> Tensor:
@@ -131,5 +139,12 @@ def span(net: nn.Module, batch) -> Tensor:
     return (start_loss + F.cross_entropy(logits[..., 1], batch.labels[:, 1])) / 2
 
 
+def seq2seq(net: nn.Module, batch) -> Tensor:
+    """Label-smoothed cross-entropy of each next target token given the source and the target so far
+    (teacher forcing); `batch.scale` turns the micro-batch's token mean into its share of the step's."""
+    hidden = net(batch.src, batch.src_mask, batch.tgt_in)                      # (B, T, d)
+    return lm_loss(hidden, backbone(net).lm_head, batch.tgt_out, batch.smoothing) * batch.scale
+
+
 OBJECTIVES = {"causal_lm": causal_lm, "recurrent_lm": recurrent_lm, "masked_lm": masked_lm, "classify": classify,
-              "tag": tag, "span": span}
+              "tag": tag, "span": span, "seq2seq": seq2seq}

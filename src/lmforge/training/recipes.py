@@ -21,6 +21,7 @@ from lmforge.training import distributed
 from lmforge.training.batches import StreamSampler, WindowSampler, eval_windows
 from lmforge.training.masked_lm import MaskedLMConfig, MaskedWindowSampler, masked_eval_batches, masking_rule
 from lmforge.training.objectives import OBJECTIVES
+from lmforge.training.seq2seq import Seq2SeqConfig
 from lmforge.training.spec import LoopContext, TrainSpec
 
 
@@ -46,11 +47,12 @@ class Recipe:
     family: str
     objective: str
     """Key of training/objectives.py OBJECTIVES."""
-    sampler: Callable[[np.ndarray, DataContext], WindowSampler]
-    evaluate: Callable[..., NLLSums | MaskedSums]
-    """(model, tokens, window starts, context, device, autocast dtype, token bytes, bytes per token,
-    progress callback) -> sums."""
-    sums: type
+    sampler: Callable[[np.ndarray, DataContext], WindowSampler] | None
+    """Language models: the windows of a token stream (None for seq2seq: pairs, training/seq2seq.py)."""
+    evaluate: Callable[..., NLLSums | MaskedSums] | None
+    """Language models: (model, tokens, window starts, context, device, autocast dtype, token bytes, bytes
+    per token, progress callback) -> sums."""
+    sums: type | None
     train_presets: dict[str, dict] = field(default_factory=dict)
     """preset -> TrainConfig fields that suit that size on a CPU (below --config and flags)."""
     options: type | None = None
@@ -109,6 +111,12 @@ ADAMW_RECURRENT = {"tiny": dict(batch_size=32, seq_len=64, lr=3e-3, weight_decay
 SGD_LSTM = {preset: dict(values, optimizer="sgd", lr=20.0, grad_clip=0.25, weight_decay=0.0, schedule="constant")
             for preset, values in ADAMW_RECURRENT.items()}
 
+# translation on a CPU: rows capped high (the token count decides), AdamW, a short warmup
+SEQ2SEQ_RNN = {preset: dict(batch_size=512, lr=lr, weight_decay=0.0, beta2=0.98, grad_clip=1.0)
+               for preset, lr in (("tiny", 2e-3), ("small", 1e-3), ("base", 1e-3))}
+SEQ2SEQ_TRANSFORMER = {preset: dict(batch_size=512, lr=lr, weight_decay=0.01, beta2=0.98, grad_clip=1.0)
+                       for preset, lr in (("tiny", 2e-3), ("small", 1e-3), ("base", 5e-4))}
+
 RECIPES: dict[tuple[str, str], Recipe] = {(r.family, r.objective): r for r in [
     Recipe("gpt", **CAUSAL, train_presets={
         "tiny": dict(batch_size=16, lr=3e-3), "small": dict(batch_size=8, lr=1.5e-3),
@@ -121,6 +129,10 @@ RECIPES: dict[tuple[str, str], Recipe] = {(r.family, r.objective): r for r in [
            train_presets={"tiny": dict(batch_size=32, lr=2e-3), "small": dict(batch_size=16, lr=1e-3),
                           "base": dict(batch_size=8, lr=2e-4)}, options=MaskedLMConfig,
            check_tokenizer=lambda tok: tok.require("mask", "cls", purpose="masked-LM training")),
+    *[Recipe(family, "seq2seq", None, None, None, train_presets=presets, options=Seq2SeqConfig,
+             check_tokenizer=lambda tok: tok.require("bos", "eos", "pad", "mask", purpose="translation"))
+      for family, presets in (("seq2seq-gru", SEQ2SEQ_RNN), ("seq2seq-lstm", SEQ2SEQ_RNN),
+                              ("transformer", SEQ2SEQ_TRANSFORMER))],
 ]}
 
 
