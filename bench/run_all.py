@@ -21,7 +21,9 @@ SCRIPTS = [
     ("lstm_reference.py", []), ("bert_mlm.py", []), ("rnn_memory.py", []), ("busy_machine.py", []),
     ("ngram_kenlm.py", []), ("word_vectors.py", []), ("warc_throughput.py", []), ("wiki_throughput.py", []),
     ("html_extraction_quality.py", []), ("wiki_multistream.py", []), ("wikitext_worst_case.py", []),
-    ("finetune_speed.py", []), ("applications.py", []),   # the longest last: about 3 hours
+    ("finetune_speed.py", []), ("translation.py", []),      # translation: about 50 minutes, then Marian at its LR
+    ("translation.py", ["--skip-train", "--marian-lr", "5e-4", "--skip-memory"]),
+    ("applications.py", []),   # the longest last: about 3 hours
 ]
 
 if __name__ == "__main__":

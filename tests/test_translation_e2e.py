@@ -106,5 +106,5 @@ def test_bad_translation_input(copy_runs, copy_pairs, prepared, cli, tmp_path):
     result = cli("prepare", tmp_path / "half.jsonl", "--pairs", "--out", tmp_path / "half", "--val-fraction", "0",
                  "--test-fraction", "0")
     assert result.code == 0 and "missing_side" in result.err and "1" in result.err
-    assert_input_error(cli("train", "--data", copy_pairs["data"], "--model", "transformer", "--out", tmp_path / "t"),
+    assert_input_error(cli("train", "--data", tmp_path / "half", "--model", "transformer", "--out", tmp_path / "t"),
                        "--tokenizer")

@@ -38,3 +38,21 @@ def test_pair_shards_round_trip_with_a_tokenizer_per_side(tmp_path):
     assert tokenize_pairs(tmp_path / "data", en, de) == out          # made once, then reused
     with pytest.raises(InputError, match="other tokenizers"):
         tokenize_pairs(tmp_path / "data", de, en, out=out)
+
+
+def test_training_finds_the_pair_shards_that_tokenize_wrote_into_the_dataset(tmp_path):
+    from lmforge.training.seq2seq_runs import pair_shards_for
+
+    records = [{"src": f"open file {i}", "tgt": f"Datei {i} öffnen"} for i in range(40)]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                                      encoding="utf-8")
+    prepare_pairs([tmp_path / "p.jsonl"], tmp_path / "data", PairsConfig(val_fraction=0.1, test_fraction=0.1))
+    with pytest.raises(InputError, match="pass --tokenizer"):
+        pair_shards_for(tmp_path / "data", None, None)
+    train_pair_tokenizer(tmp_path / "data", "joint", "word", 64, tmp_path / "joint")
+    out = tokenize_pairs(tmp_path / "data", Tokenizer(tmp_path / "joint"))
+    assert pair_shards_for(tmp_path / "data", None, None).directory == out
+    train_pair_tokenizer(tmp_path / "data", "joint", "bpe", 300, tmp_path / "other")
+    tokenize_pairs(tmp_path / "data", Tokenizer(tmp_path / "other"))
+    with pytest.raises(InputError, match="2 tokenizers"):
+        pair_shards_for(tmp_path / "data", None, None)

@@ -84,8 +84,11 @@ class TransformerConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # low-resource settings (Araabi & Monz 2020) shrunk to a CPU: few narrow layers, high dropout
-    "tiny": dict(d_model=256, n_heads=4, enc_layers=3, dec_layers=3, dropout=0.3),
+    # low-resource settings (Araabi & Monz 2020) shrunk to a CPU: few narrow layers; `tiny` trains for
+    # minutes, where it underfits: 2+2 layers with dropout 0.1 reached val loss 3.75 after 4 minutes on
+    # gettext en-de, against 4.17 for 3+3 and 5.20 for 3+3 with dropout 0.3/0.1 and word dropout 0.1
+    # (learned absolute positions beside RoPE, and embeddings scaled by sqrt(d_model), were tried: worse)
+    "tiny": dict(d_model=256, n_heads=4, enc_layers=2, dec_layers=2, dropout=0.1, attn_dropout=0.0),
     "small": dict(d_model=384, n_heads=6, enc_layers=4, dec_layers=4, dropout=0.3),
     "base": dict(d_model=512, n_heads=8, enc_layers=6, dec_layers=6, d_ff=2048, dropout=0.1, attn_dropout=0.0),
 }

@@ -29,12 +29,15 @@ from lmforge.training.spec import LoopContext, TrainSpec
 class Seq2SeqConfig:
     """The [seq2seq] section of a translation run: how pairs become batches and the loss."""
 
-    batch_tokens: int = 2048
-    """Tokens per micro-batch (rows x the longer padded side); --batch-size caps the rows."""
+    batch_tokens: int = 1024
+    """Tokens per micro-batch (rows x the longer padded side); --batch-size caps the rows. On a CPU budget
+    more, smaller steps win (1,024 beat 2,048 for both families at equal time); raise it on a GPU."""
     label_smoothing: float = 0.1
     """Share of each target token's probability spread over the vocabulary in the loss."""
-    word_dropout: float = 0.1
-    """Training only: each source token and target input token is replaced by <|mask|> at this rate."""
+    word_dropout: float = 0.0
+    """Training only: each source token and target input token is replaced by <|mask|> at this rate
+    (0.1 regularises long runs on small data; within minutes on a CPU the models underfit, and it cost
+    loss at every budget measured)."""
     val_pairs: int = 500
     """Validation pairs scored for the validation loss (from the start of the valid split)."""
 

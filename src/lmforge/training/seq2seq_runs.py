@@ -37,11 +37,22 @@ def pair_shards_for(data: Path, tokenizer: Path | None, tgt_tokenizer: Path | No
         raise InputError(f"{data}: neither a parallel dataset (`lmforge prepare SOURCES --pairs --out DIR`) nor pair "
                          "shards; a translation model trains on sentence pairs.")
     if tokenizer is None:
-        raise InputError(f"{data}: pass --tokenizer TOK (trained with `lmforge tokenizer train {data} --joint`), and "
-                         "--tgt-tokenizer TOK2 when each side has its own.")
+        return _tokenized_pairs_of(data)
     src = Tokenizer(tokenizer)
     tgt = Tokenizer(tgt_tokenizer) if tgt_tokenizer is not None else None
     return read_pair_shards(tokenize_pairs(data, src, tgt))
+
+
+def _tokenized_pairs_of(data: Path) -> PairShards:
+    """The one set of pair shards `lmforge tokenize DATA` wrote into the dataset; an error naming the fix else."""
+    written = sorted(p for p in (data / "pair-tokens").glob("*") if is_pair_shards(p))
+    if len(written) == 1:
+        return read_pair_shards(written[0])
+    if written:
+        raise InputError(f"{data}: it holds pair shards of {len(written)} tokenizers ("
+                         f"{', '.join(p.name for p in written)}); pass one as --data {written[0]}.")
+    raise InputError(f"{data}: pass --tokenizer TOK (trained with `lmforge tokenizer train {data} --joint`), and "
+                     "--tgt-tokenizer TOK2 when each side has its own.")
 
 
 def resolve_seq2seq_configs(family: str, preset: str, shards: PairShards, file_values: dict, model_flags: dict,
