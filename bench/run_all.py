@@ -22,7 +22,7 @@ SCRIPTS = [
     ("ngram_kenlm.py", []), ("word_vectors.py", []), ("warc_throughput.py", []), ("wiki_throughput.py", []),
     ("html_extraction_quality.py", []), ("wiki_multistream.py", []), ("wikitext_worst_case.py", []),
     ("finetune_speed.py", []), ("translation.py", []),      # translation: about 50 minutes, then Marian at its LR
-    ("translation.py", ["--skip-train", "--marian-lr", "5e-4", "--skip-memory"]),
+    ("translation.py", ["--skip-train", "--marian-lr", "5e-4", "--skip-memory"]), ("translation_recipe.py", []),
     ("applications.py", []),   # the longest last: about 3 hours
 ]
 

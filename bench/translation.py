@@ -323,6 +323,9 @@ def print_report(report: dict) -> None:
         print(f"{label:32} {row['params']:>9,} {row['steps']:>6} {row['val_loss']:>8.3f} {row['bleu']:>6.2f} "
               f"{row['chrf']:>6.2f} {row['sentences_per_s']:>7.1f} {row['tokens_per_s']:>7.0f}")
     ours, hf = systems["lmforge transformer beam 1"], systems["HF Marian generate beam 1"]
+    ct2 = systems["CTranslate2 float32 beam 1"]
+    print(f"greedy tokens/s, lmforge transformer / HF generate: {ours['tokens_per_s'] / hf['tokens_per_s']:.2f}x, "
+          f"/ CTranslate2 float32: {ours['tokens_per_s'] / ct2['tokens_per_s']:.2f}x")
     print(f"greedy decoding lmforge/HF generate: {ours['sentences_per_s'] / hf['sentences_per_s']:.2f}x sentences/s; "
           f"beam 5 / greedy (lmforge transformer): "
           f"{systems['lmforge transformer beam 5']['sentences_per_s'] / ours['sentences_per_s']:.2f}x; "
