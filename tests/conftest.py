@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.serving import live as live_server
 
 from lmforge.cli import main
 
@@ -126,3 +127,41 @@ COPY_TRANSFORMER = ["--model", "transformer", "--d-model", "64", "--n-heads", "2
 COPY_GRU = ["--model", "seq2seq-gru", "--d-embed", "32", "--d-hidden", "64", "--lr", "1e-2"]
 COPY_TRAIN = ["--dropout", "0", "--max-seq-len", "16", "--word-dropout", "0", "--label-smoothing", "0",
               "--batch-tokens", "256", "--warmup-steps", "10", "--threads", "1"]
+
+
+SERVE_MODEL = ["--n-layers", "2", "--d-model", "32", "--n-heads", "2", "--max-seq-len", "64"]
+
+
+@pytest.fixture(scope="session")
+def served_runs(prepared) -> dict:
+    root = prepared["root"] / "serving"
+    runs = {"gpt": root / "gpt", "gru": root / "gru", "chat": root / "chat"}
+    assert main(["train", "--data", str(prepared["shards"]), "--out", str(runs["gpt"]), *SERVE_MODEL,
+                 "--max-steps", "40", *TINY_TRAIN]) == 0
+    assert main(["train", "--data", str(prepared["shards"]), "--out", str(runs["gru"]), "--model", "gru",
+                 "--d-model", "32", "--n-layers", "1", "--max-steps", "20", *TINY_TRAIN]) == 0
+    conversations = live_server.write_conversations(root / "conversations")
+    assert main(["finetune", "--task", "chat", "--init", str(runs["gpt"]), "--data", str(conversations),
+                 "--out", str(runs["chat"]), "--max-len", "64", "--epochs", "15", "--batch-size", "8", "--lr", "5e-3",
+                 "--threads", "1"]) == 0
+    assert main(["ngram", "train", str(prepared["data"]), "--order", "3", "--out", str(root / "kn3")]) == 0
+    sentiment = root / "sentiment"
+    sentiment.mkdir()
+    with open(sentiment / "train.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(120):
+            good = i % 2 == 0
+            words = ["great", "lovely", "fine"] if good else ["awful", "broken", "sad"]
+            handle.write(json.dumps({"text": f"it was {words[i % 3]} and {words[(i + 1) % 3]}",
+                                     "label": "pos" if good else "neg"}) + "\n")
+    assert main(["finetune", "--task", "classify", "--model", "tfidf-logreg", "--data", str(sentiment / "train.jsonl"),
+                 "--out", str(root / "sent")]) == 0
+    return {**runs, "kn3": root / "kn3", "sent": root / "sent", "conversations": conversations}
+
+
+@pytest.fixture(scope="module")
+def live(served_runs):
+    """A server of five runs (chat, gpt, gru, kn3, sent) behind the API key "sekret"."""
+    names = ("chat", "gpt", "gru", "kn3", "sent")
+    server = live_server.start_server([served_runs[name] for name in names], api_key="sekret", threads=1)
+    yield server
+    server.stop()

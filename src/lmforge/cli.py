@@ -17,6 +17,8 @@ VERBS = {
     "eval": ("lmforge.commands.eval", "loss, perplexity and bits-per-byte (masked-LM metrics for encoders; "
                                       "BLEU/chrF for translation)"),
     "generate": ("lmforge.commands.generate", "sample text from a run"),
+    "chat": ("lmforge.commands.chat", "talk to a chat run in the terminal (streamed replies, /reset, /system)"),
+    "serve": ("lmforge.commands.serve", "serve runs over HTTP: OpenAI-compatible API, continuous batching, playground"),
     "translate": ("lmforge.commands.translate", "translate sentences with a sequence-to-sequence run (beam search)"),
     "finetune": ("lmforge.commands.finetune", "fine-tune a run (or a baseline) for classification or tagging"),
     "predict": ("lmforge.commands.predict", "apply a fine-tuned run to new texts: labels and probabilities, or tags"),

@@ -84,6 +84,11 @@ def evaluate(c: EvalConfig) -> dict:
                                  c.slice_field, c.positive)
     if run.contract.kind == "ngram":
         return _evaluate_ngram(run, c.data, c.split)
+    if run.contract.objective == "chat":   # reply perplexity on held-out conversations
+        from lmforge.applications.chat import evaluate_chat
+
+        return evaluate_chat(run, str(c.data) if c.data else None, "valid" if c.split == "val" else c.split,
+                             c.device)
     return evaluate_lm(run, c)
 
 

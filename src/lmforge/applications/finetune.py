@@ -36,10 +36,11 @@ from lmforge.training.task_spec import task_spec
 
 @dataclass
 class FinetuneConfig:
-    task: str = field(default="classify", metadata={"required": True, "choices": tuple(TASKS)})
+    task: str = field(default="classify", metadata={"required": True, "choices": (*TASKS, "chat")})
     """classify (texts), pair (two texts: --text2-field), tag (CoNLL token<TAB>tag files), segment (Chinese word
     segmentation from CoNLL word<TAB>POS files), qa (extractive, SQuAD layout: question, context, answer,
-    answer_start)"""
+    answer_start), chat (a decoder run on conversations: JSONL messages lists or prompt/response records; the
+    loss reads the replies only)"""
     data: str = field(default="", metadata={"required": True})
     """file or folder (train/valid/test files split by name), or hf:NAME[:CONFIG]"""
     out: Path = field(default=Path("."), metadata={"required": True})
@@ -52,6 +53,14 @@ class FinetuneConfig:
     """label (a list makes the task multi-label)"""
     joint_pos: bool = False
     """segment: also tag each word's POS (BMES-POS)"""
+    messages_field: str = "messages"
+    """chat: field of a conversation's list of {role, content} messages"""
+    prompt_field: str = "prompt"
+    """chat: without a messages list, the user's message"""
+    response_field: str = "response"
+    """chat: ... and the reply to it"""
+    system: str | None = None
+    """chat: a system message put before every conversation"""
     qa_stride: int = 64
     """qa: tokens between a long context's windows"""
     chunks: int = 1
@@ -133,7 +142,8 @@ class FinetuneConfig:
             raise ValueError(f"--qa-stride and --chunks must be positive, got {self.qa_stride} and {self.chunks}.")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"--train-fraction {self.train_fraction}: must be in (0, 1].")
-        TASKS[self.task].check(self.fields)
+        if self.task != "chat":
+            TASKS[self.task].check(self.fields)
 
     @property
     def fields(self) -> TaskFields:
@@ -242,6 +252,10 @@ def _class_weights(train_labels, n: int, how: str, multi_label: bool, per_token:
 
 def finetune(c: FinetuneConfig) -> dict:
     """Fine-tune (or fit a baseline), write the run, and report on its valid and test splits."""
+    if c.task == "chat":
+        from lmforge.applications.chat import finetune_chat
+
+        return finetune_chat(c)
     out, task = Path(c.out), TASKS[c.task]
     if (out / RUN_CONFIG).exists() and not c.overwrite:
         raise InputError(f"{out}: already holds a run; choose another --out, or pass --overwrite.")

@@ -36,6 +36,10 @@ def translation_lines(result: dict) -> str:
 
 
 def summary_line(result: dict) -> str:
+    if result["objective"] == "chat":
+        from lmforge.applications.chat import chat_eval_line
+
+        return "eval:" + chat_eval_line(result)
     """The one line of a language model's (or an n-gram model's) metrics."""
     if result["objective"] == "seq2seq":
         return translation_lines(result)

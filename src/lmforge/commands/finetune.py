@@ -9,6 +9,7 @@ Examples (CPU, minutes):
     lmforge finetune --task pair --init runs/bert --data pairs/ --text-field premise --text2-field hypothesis --out r
     lmforge finetune --task tag --init runs/bert --data ../shared/data/brown_pos_en --out runs/pos-bert
     lmforge finetune --task tag --model most-frequent-tag --data ../shared/data/brown_pos_en --out runs/pos-mft
+    lmforge finetune --task chat --init runs/gpt --data ../shared/data/chatterbot_dialog --out runs/chat
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
 
 
 def summary_lines(result: dict) -> list[str]:
+    if result["task"] == "chat":
+        from lmforge.applications.chat import summary_lines as chat_lines
+
+        return chat_lines(result)
     task = TASKS[result["task"]]
     lines = [f"finetune: {result['family']} {result['task']} on {result['examples'].get('train', 0):,} examples in "
              f"{result['train_seconds']:.1f} s -> {result['out']}"]

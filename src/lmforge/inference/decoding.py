@@ -46,6 +46,16 @@ class Decoder(Protocol):
         """Each row cut back to its first lengths[b] tokens (drafts a verifier rejected)."""
 
 
+@runtime_checkable
+class JoinableDecoder(Decoder, Protocol):
+    """A decoder whose batches new rows can join between steps (continuous batching in serving/): the
+    decoder-only families. An encoder-decoder's rows carry sources of their own lengths; it decodes a batch
+    from start to end instead."""
+
+    def join(self, state: Any, other: Any) -> Any:
+        """The rows of `state` followed by those of `other`."""
+
+
 @dataclass
 class Generation:
     text: str

@@ -29,7 +29,7 @@ class NgramDecoder(nn.Module):
 
     def __init__(self, run: NgramRun):
         super().__init__()
-        self.model = run.model
+        self.run, self.model = run, run.model
 
     def new_state(self, batch_size: int = 1, max_len: int | None = None, memory=None, device=None,
                   dtype=None) -> NgramState:
@@ -65,6 +65,10 @@ class NgramDecoder(nn.Module):
     def reorder(self, state: NgramState, index: torch.Tensor) -> NgramState:
         rows = index.tolist()
         return NgramState([list(state.read[i]) for i in rows], [list(state.contexts[i]) for i in rows])
+
+    def join(self, state: NgramState, other: NgramState) -> NgramState:
+        """The rows of `state`, then those of `other` (continuous batching: new requests join)."""
+        return NgramState(state.read + other.read, state.contexts + other.contexts)
 
     def truncate(self, state: NgramState, lengths: list[int]) -> NgramState:
         """Each row cut back to its first lengths[b] tokens, its context replayed from them."""

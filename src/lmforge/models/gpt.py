@@ -197,6 +197,10 @@ class GPT(nn.Module):
         """Forget each row's cached tokens from lengths[b] on (drafts the verifier rejected)."""
         return state.truncate(lengths)
 
+    def join(self, state: KVCache, other: KVCache) -> KVCache:
+        """The rows of `state`, then those of `other` (continuous batching: new requests join)."""
+        return state.concat(other)
+
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())
         return total if embeddings else total - self.embed.weight.numel()

@@ -151,6 +151,23 @@ class KVCache:
         self.lengths = [self.lengths[i] for i in index.tolist()]
         return self
 
+    def concat(self, other: KVCache) -> KVCache:
+        """This cache's rows followed by `other`'s (a batch that new sequences join between steps); room for
+        the longer of the two. Only the slots in use are copied."""
+        max_len = max(self.max_len, other.max_len)
+        span = max(self.lengths + other.lengths, default=0)
+        shape = (self.keys.size(0), self.keys.size(1) + other.keys.size(1), *self.keys.shape[2:3], max_len,
+                 self.keys.size(-1))
+        keys, values = self.keys.new_zeros(shape), self.values.new_zeros(shape)
+        rows = self.keys.size(1)
+        for start, cache in ((0, self), (rows, other)):
+            end = start + cache.keys.size(1)
+            keys[:, start:end, :, :span] = cache.keys[:, :, :, :span]
+            values[:, start:end, :, :span] = cache.values[:, :, :, :span]
+        self.keys, self.values, self.max_len = keys, values, max_len
+        self.lengths = self.lengths + other.lengths
+        return self
+
     def truncate(self, lengths: list[int]) -> KVCache:
         """Forget each row's slots from lengths[b] on (rejected drafts, a context to re-read)."""
         if any(new > old or new < 0 for new, old in zip(lengths, self.lengths)):

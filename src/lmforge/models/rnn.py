@@ -203,6 +203,12 @@ class RNNLM(nn.Module):
                              f"(lengths {state.lengths} -> {list(lengths)})")
         return RecurrentState(self._replay(last, kept), list(lengths), None)
 
+    def join(self, state: RecurrentState, other: RecurrentState) -> RecurrentState:
+        """The rows of `state`, then those of `other` (continuous batching: new requests join); the joined
+        state can be cut back again only after its next step."""
+        return RecurrentState(tuple(torch.cat([a, b], dim=1) for a, b in zip(state.layers, other.layers)),
+                              state.lengths + other.lengths, None)
+
     def _replay(self, last: LastStep, kept: list[int]) -> State:
         """The state of each row after the first kept[b] real tokens of the last step."""
         T = last.tokens.size(1)

@@ -17,3 +17,7 @@ def special_tokens(kind: str) -> list[str]:
     tokens, so one tokenizer serves a decoder, a masked-LM encoder and the task heads."""
     unk = [] if kind in ("bpe", "byte") else [UNK]
     return [BOS, EOS, PAD, *unk, CLS, SEP, MASK]
+
+# chat runs (tokenization/chat.py): added by `finetune --task chat`, after a tokenizer's vocabulary
+CHAT_ROLES = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+CHAT_END = "<|end|>"
