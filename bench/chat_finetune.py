@@ -61,13 +61,30 @@ def replies(run: Path, prompts: list[str]) -> list[str]:
                      decode=decoder.decode).text.strip() for p in prompts]
 
 
+def english_subset(run: Path) -> dict:
+    """Reply perplexity and bits per byte of the chat run and its base on the English valid conversations
+    (the base runs read only English in pre-training)."""
+    from lmforge.applications.chat import ChatFields, read_conversations, reply_perplexity
+    from lmforge.inference.loading import load_lm
+    from lmforge.runs import open_run
+
+    splits, _ = read_conversations(str(DATA), ChatFields())
+    records = [json.loads(line) for line in (DATA / "valid.jsonl").read_text(encoding="utf-8").splitlines()]
+    english = {(r["prompt"], r["response"]) for r in records if r["lang"] == "english"}
+    conversations = [c for c in splits.valid if (c.messages[0].content, c.messages[1].content) in english]
+    chat = open_run(run)
+    return {"chat": reply_perplexity(load_lm(chat), conversations, "cpu"),
+            "base": reply_perplexity(load_lm(open_run(Path(chat.contract.init_from))), conversations, "cpu")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="small:600,tiny:240", help="base runs, PRESET:SECONDS")
     args = parser.parse_args()
     tokens = shards()
     print(f"chat fine-tuning on chatterbot_dialog ({machine()})")
-    print(f"{'base run':>12} {'seconds':>8} {'reply ppl chat':>15} {'reply ppl base':>15} {'reply tokens':>13}")
+    print(f"{'base run':>12} {'seconds':>8} {'reply ppl':>10} {'bits/byte':>10} {'base ppl':>10} "
+          f"{'base bits/byte':>15}")
     results = []
     for item in args.presets.split(","):
         preset, seconds = item.split(":")
@@ -77,14 +94,20 @@ def main() -> None:
         lmforge("finetune", "--task", "chat", "--init", base, "--data", DATA, "--out", out, "--overwrite")
         took = time.perf_counter() - start
         report = json.loads(lmforge("eval", "--run", out, "--json"))
-        print(f"{base.name:>12} {took:>8.0f} {report['reply_perplexity']:>15.2f} "
-              f"{report['base']['reply_perplexity']:>15.2f} {report['reply_tokens']:>13,}")
+        print(f"{base.name:>12} {took:>8.0f} {report['reply_perplexity']:>10.2f} "
+              f"{report['reply_bits_per_byte']:>10.3f} {report['base']['reply_perplexity']:>10.2f} "
+              f"{report['base']['reply_bits_per_byte']:>15.3f}")
+        english = english_subset(out)
+        print(f"{'  English':>12} {'':>8} {english['chat']['reply_perplexity']:>10.2f} "
+              f"{english['chat']['reply_bits_per_byte']:>10.3f} {english['base']['reply_perplexity']:>10.2f} "
+              f"{english['base']['reply_bits_per_byte']:>15.3f}   ({english['chat']['conversations']} conversations)")
+        report["english"] = english
         records = english_valid()
         answers = replies(out, [r["prompt"] for r in records])
-        results.append({"base": base.name, "seconds": took, **report,
+        results.append({**report, "base_run": base.name, "seconds": took,
                         "replies": [{**r, "model": a} for r, a in zip(records, answers)]})
     for result in results:
-        print(f"\ngreedy replies of chat-{result['base']} to English prompts of the valid split:")
+        print(f"\ngreedy replies of chat-{result['base_run']} to English prompts of the valid split:")
         for r in result["replies"]:
             print(f"  user: {r['prompt']}\n  model: {r['model']}\n  (reference: {r['response']})")
     Path("/tmp/lmforge-bench-chat.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -23,6 +23,7 @@ SCRIPTS = [
     ("html_extraction_quality.py", []), ("wiki_multistream.py", []), ("wikitext_worst_case.py", []),
     ("finetune_speed.py", []), ("translation.py", []),      # translation: about 50 minutes, then Marian at its LR
     ("translation.py", ["--skip-train", "--marian-lr", "5e-4", "--skip-memory"]), ("translation_recipe.py", []),
+    ("serve_load.py", []), ("chat_finetune.py", []),     # after speculative_speed.py: they reuse its runs
     ("applications.py", []),   # the longest last: about 3 hours
 ]
 

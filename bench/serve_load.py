@@ -5,8 +5,9 @@ load generator that stops by itself: a fixed set of seeded, streamed completion 
 request generates exactly --max-tokens tokens (`min_tokens`, vLLM's extension), as the reference does.
 
 Beside it, the reference a user would pick until GGUF export lands (llama.cpp's server then): Hugging Face
-transformers `generate` on the same weights (LlamaForCausalLM), the same prompts and token counts, in static
-batches of the same size (what a server that batches whole requests gets), in process (no HTTP cost).
+transformers' own server, `transformers serve DIR --continuous-batching` (and without it), on the same weights
+exported as a LlamaForCausalLM folder, under the same load generator, prompts and token counts; and HF `generate`
+in static batches of the same size, in process (no HTTP: a ceiling for batching whole requests).
 
 Then 100 concurrent clients mixing valid, malformed, oversized and disconnecting requests: the server must
 stay up, answer no valid request with a 5xx, and come back to its idle memory.
@@ -35,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import hf_llama, machine  # noqa: E402
-from speculative_speed import held_out_prompts, shards, trained  # noqa: E402
+from speculative_speed import WORK, held_out_prompts, shards, trained  # noqa: E402
 
 from lmforge.inference.loading import load  # noqa: E402
 from lmforge.models.convert import to_llama  # noqa: E402
@@ -58,9 +59,38 @@ def rss_mb(pid: int) -> float:
 
 
 def start_server(run: Path, port: int, threads: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "lmforge", "serve", str(run), "--port", str(port),
-                                "--max-batch", "8", "--threads", str(threads)], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    return wait_for(subprocess.Popen([sys.executable, "-m", "lmforge", "serve", str(run), "--port", str(port),
+                                      "--max-batch", "8", "--threads", str(threads)], stderr=subprocess.PIPE,
+                                     text=True), port, "lmforge serve")
+
+
+def export_hf(run: Path, out: Path, max_tokens: int) -> Path:
+    """The run as a transformers LlamaForCausalLM folder with its tokenizer; generation never stops early
+    (no EOS, min_new_tokens = max_tokens), as lmforge's requests do with `min_tokens`."""
+    from transformers import PreTrainedTokenizerFast
+
+    loaded = load(run, "generate", ("lm",))
+    reference = hf_llama(loaded.model.config).eval()
+    reference.load_state_dict(to_llama(loaded.model))
+    reference.config.eos_token_id = reference.config.bos_token_id = None
+    reference.generation_config.eos_token_id = reference.generation_config.bos_token_id = None
+    reference.generation_config.min_new_tokens = max_tokens
+    reference.generation_config.do_sample = True
+    reference.save_pretrained(out)
+    PreTrainedTokenizerFast(tokenizer_file=str(run / "tokenizer.json"), pad_token="<|pad|>").save_pretrained(out)
+    return out
+
+
+def start_reference(folder: Path, port: int, continuous: bool) -> subprocess.Popen:
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", str(folder), "--device", "cpu",
+               "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+               "--continuous-batching" if continuous else "--no-continuous-batching"]
+    return wait_for(subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True), port,
+                    "transformers serve")
+
+
+def wait_for(process: subprocess.Popen, port: int, name: str) -> subprocess.Popen:
+    deadline = time.time() + 180
     while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
@@ -69,7 +99,7 @@ def start_server(run: Path, port: int, threads: int) -> subprocess.Popen:
             pass
         time.sleep(0.2)
     process.kill()
-    raise SystemExit("lmforge serve did not come up: " + process.stderr.read()[-2000:])
+    raise SystemExit(f"{name} did not come up: " + process.stderr.read()[-2000:])
 
 
 async def one_stream(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int, seed: int):
@@ -77,7 +107,7 @@ async def one_stream(client: httpx.AsyncClient, url: str, model: str, prompt: st
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens, "temperature": 0.8,
             "seed": seed, "stream": True, "stream_options": {"include_usage": True}}
     start = time.perf_counter()
-    stamps, tokens = [], 0
+    stamps, usage = [], None
     try:
         async with client.stream("POST", url + "/v1/completions", json=body) as response:
             if response.status_code != 200:
@@ -87,11 +117,12 @@ async def one_stream(client: httpx.AsyncClient, url: str, model: str, prompt: st
                     continue
                 chunk = json.loads(line[6:])
                 if chunk.get("usage"):
-                    tokens = chunk["usage"]["completion_tokens"]
-                elif chunk["choices"] and chunk["choices"][0]["text"]:
+                    usage = chunk["usage"]["completion_tokens"]
+                if chunk.get("choices") and chunk["choices"][0].get("text"):
                     stamps.append(time.perf_counter())
     except httpx.HTTPError as error:
         return None, [], 0, type(error).__name__
+    tokens = usage if usage is not None else len(stamps)   # a server without usage: one chunk per token
     if not stamps:
         return None, [], tokens, None
     return stamps[0] - start, list(np.diff(stamps)), tokens, None
@@ -174,6 +205,32 @@ def hf_static(reference, prompt_ids: list[list[int]], max_tokens: int, batch: in
             "tokens_per_s": round(tokens / wall, 1)}
 
 
+def reference_rows(folder: Path, prompts: list[str], max_tokens: int, continuous: bool) -> list[dict]:
+    """The same load against `transformers serve` (one model preloaded; its name is the folder)."""
+    port = free_port()
+    server = start_reference(folder, port, continuous)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(load_run(url, str(folder), prompts[:2], 8, 1))               # warm-up
+        return [asyncio.run(load_run(url, str(folder), prompts, max_tokens, c)) for c in CONCURRENCY]
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def print_table(title: str, rows: list[dict], serial: float, beside: dict[str, list[dict]]) -> None:
+    print(title)
+    names = "".join(f" {name:>12} {'vs':>6}" for name in beside)
+    print(f"{'clients':>7} {'tok/s':>8} {'vs 1':>6}{names} {'TTFT p50/p99 ms':>16} {'ITL p50/p99 ms':>15} "
+          f"{'errors':>6}")
+    for i, row in enumerate(rows):
+        others = "".join(f" {other[i]['tokens_per_s']:>12.1f} {row['tokens_per_s'] / other[i]['tokens_per_s']:>5.2f}x"
+                         for other in beside.values())
+        print(f"{row['concurrency']:>7} {row['tokens_per_s']:>8.1f} {row['tokens_per_s'] / serial:>5.2f}x{others} "
+              f"{row['ttft_p50_ms']:>7}/{row['ttft_p99_ms']:<8} {row['itl_p50_ms']:>6}/{row['itl_p99_ms']:<8} "
+              f"{row['errors']:>6}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=16)
@@ -201,25 +258,25 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+    folder = export_hf(run, WORK / "hf" / run.name, args.max_tokens)
+    beside = {"HF serve cb": reference_rows(folder, prompts, args.max_tokens, continuous=True),
+              "HF serve": reference_rows(folder, prompts, args.max_tokens, continuous=False)}
     torch.set_num_threads(args.threads)
     loaded = load(run, "generate", ("lm",))
     reference = hf_llama(loaded.model.config).eval()
     reference.load_state_dict(to_llama(loaded.model))
-    hf_rows = [hf_static(reference, [tokenizer.encode(p) for p in prompts], args.max_tokens, c) for c in CONCURRENCY]
-    serial = rows[0]["tokens_per_s"]
-    print(f"lmforge serve ({model}, {args.requests} streamed requests of {args.max_tokens} tokens, {args.threads} "
-          f"threads; {machine()})")
-    print(f"{'clients':>7} {'tok/s':>8} {'vs 1':>6} {'HF static':>10} {'vs HF':>6} {'TTFT p50/p99 ms':>16} "
-          f"{'ITL p50/p99 ms':>15} {'errors':>6}")
-    for row, hf in zip(rows, hf_rows):
-        print(f"{row['concurrency']:>7} {row['tokens_per_s']:>8.1f} {row['tokens_per_s'] / serial:>5.2f}x "
-              f"{hf['tokens_per_s']:>10.1f} {row['tokens_per_s'] / hf['tokens_per_s']:>5.2f}x "
-              f"{row['ttft_p50_ms']:>7}/{row['ttft_p99_ms']:<8} {row['itl_p50_ms']:>6}/{row['itl_p99_ms']:<8} "
-              f"{row['errors']:>6}")
+    beside["HF static"] = [hf_static(reference, [tokenizer.encode(p) for p in prompts], args.max_tokens, c)
+                           for c in CONCURRENCY]
+    print_table(f"lmforge serve ({model}, {args.requests} streamed requests of {args.max_tokens} tokens, "
+                f"{args.threads} threads; {machine()}); beside it: transformers serve with and without "
+                "--continuous-batching, and HF generate in static batches in process", rows, rows[0]["tokens_per_s"],
+                beside)
+    for name in ("HF serve cb", "HF serve"):
+        print_table(f"{name}:", beside[name], beside[name][0]["tokens_per_s"], {})
     valid_5xx = sum(n for status, n in chaos_counts.get("valid", {}).items() if status.startswith("5"))
     print(f"100 mixed clients: {chaos_counts}; valid requests answered 5xx: {valid_5xx}; server up: {alive}; "
           f"RSS idle {idle:.0f} MB -> after {after:.0f} MB")
-    report = {"machine": machine(), "run": str(run), "load": rows, "hf_static": hf_rows, "chaos": chaos_counts,
+    report = {"machine": machine(), "run": str(run), "load": rows, **beside, "chaos": chaos_counts,
               "valid_5xx": valid_5xx, "alive": alive, "rss_idle_mb": idle, "rss_after_mb": after}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     os.sync()

@@ -90,8 +90,8 @@ class FinetuneConfig:
     """passes over the training set (None: 3; fasttext 10, bilstm/bigru 6)"""
     max_time: float | None = None
     """seconds of training instead of --epochs"""
-    batch_size: int = 32
-    """examples per step"""
+    batch_size: int | None = None
+    """examples per step (None: 32; chat: 8 windows of --max-len tokens)"""
     lr: float | None = None
     """peak learning rate (AdamW, 10% warm-up, cosine; None: 5e-4; fasttext 1e-2, bilstm/bigru 2e-3)"""
     pooling: str | None = field(default=None, metadata={"choices": POOLINGS})
@@ -164,10 +164,10 @@ DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "lstm": "last", "gru": "last", 
                    "bigru": "max", "fasttext": "mean"}
 # fine-tuning settings per family where the pretrained-Transformer ones do not suit: a body trained from
 # scratch needs more epochs at a higher LR (fastText itself trains 5 epochs at SGD LR 0.1)
-FAMILY_DEFAULTS = {"fasttext": dict(epochs=10.0, lr=1e-2, dropout=0.0, max_len=1024),   # a long text costs it little
-                   "bilstm": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128),
-                   "bigru": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128)}
-GENERAL_DEFAULTS = dict(epochs=3.0, lr=5e-4, dropout=0.1, max_len=128)
+FAMILY_DEFAULTS = {"fasttext": dict(epochs=10.0, lr=1e-2, dropout=0.0, max_len=1024, batch_size=32),   # long texts
+                   "bilstm": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128, batch_size=32),
+                   "bigru": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128, batch_size=32)}
+GENERAL_DEFAULTS = dict(epochs=3.0, lr=5e-4, dropout=0.1, max_len=128, batch_size=32)
 BIDIRECTIONAL = ("bilstm", "bigru")
 WORD_VOCABULARY = 50_000   # words kept by the word tokenizer a task body trains when given none
 
@@ -330,7 +330,8 @@ def train_further(task_run, out: Path, epochs: float, lr: float, seed: int = 1, 
     encoded = {split: task.encode(items, tokenizer, task_run.encoder, task_run.max_len, labels, fields, multi_label)[0]
                for split, items in splits if items and split in ("train", "valid")}
     c = FinetuneConfig(task=fields.task, data=task_run.run.contract.corpus, out=out, init=task_run.run.path,
-                       text2_field=fields.text2_field, epochs=epochs, lr=lr, seed=seed, threads=threads)
+                       text2_field=fields.text2_field, epochs=epochs, lr=lr, seed=seed, threads=threads,
+                       batch_size=GENERAL_DEFAULTS["batch_size"])
     head = task_run.model.head_config
     spec = task_spec(task, encoded["train"], encoded.get("valid"), head.n_labels, tokenizer.pad_id or 0,
                      task_run.max_len, multi_label)

@@ -9,8 +9,8 @@ refuses a request when it is full (the server answers 429 with Retry-After).
 
 An engine steps in a thread of its own, or is driven by `drive` from the caller's thread: `lmforge serve`
 drives its engines from the main thread and runs the HTTP server in another, because on a CPU PyTorch's
-intra-op threads run a decoding step from a secondary thread markedly slower (measured: 8 rows of the small
-preset, 2 threads, 650 tokens/s from a worker thread, 930 from the main one)."""
+intra-op threads ran a decoding step from a secondary thread markedly slower (hand timings, 8 rows of the small
+preset, 2 threads: about 650 tokens/s from a worker thread against 930 from the main one)."""
 
 from __future__ import annotations
 

@@ -106,20 +106,28 @@ def cancel(prepared: Prepared) -> None:
         request.cancelled = True
 
 
-async def _events(prepared: Prepared, http: HTTPRequest):
-    """(index, event, payload) until every sequence is done; stops (cancelling) when the client goes away."""
+async def _events(prepared: Prepared, http: HTTPRequest, watch: bool):
+    """(index, event, payload) until every sequence is done. With `watch`, a task waits for the client's
+    disconnect and cancels the sequences (a streamed response is cancelled by Starlette instead, and its
+    generator's `finally` cancels them)."""
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(prepared, http)) if watch else None
     open_rows = len(prepared.requests)
-    while open_rows:
-        try:
-            index, event, payload = await asyncio.wait_for(prepared.queue.get(), timeout=0.25)
-        except asyncio.TimeoutError:
-            if await http.is_disconnected():
-                cancel(prepared)
-                return
-            continue
-        if event == "done":
-            open_rows -= 1
-        yield index, event, payload
+    try:
+        while open_rows:
+            index, event, payload = await prepared.queue.get()
+            if event == "done":
+                open_rows -= 1
+            yield index, event, payload
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _cancel_on_disconnect(prepared: Prepared, http: HTTPRequest) -> None:
+    """The body has been read: the next ASGI message is the client's disconnect."""
+    while (await http.receive())["type"] != "http.disconnect":
+        pass
+    cancel(prepared)
 
 
 def _usage(prepared: Prepared) -> dict:
@@ -181,7 +189,7 @@ class Reply:
     async def whole(self, http: HTTPRequest) -> JSONResponse:
         n = len(self.prepared.requests)
         texts, logprobs, reasons = list(self.echo) + [""] * (n - len(self.echo)), [[] for _ in range(n)], [None] * n
-        async for index, event, payload in _events(self.prepared, http):
+        async for index, event, payload in _events(self.prepared, http, watch=True):
             if event == "text":
                 self._first_text()
                 texts[index] += payload[0]
@@ -228,7 +236,7 @@ class Reply:
                     yield self._chunk(index, None, None, None, first=True)
                 elif self.echo:
                     yield self._chunk(index, self.echo[index], None, None)
-            async for index, event, payload in _events(self.prepared, http):
+            async for index, event, payload in _events(self.prepared, http, watch=False):
                 if event == "text":
                     self._first_text()
                     yield self._chunk(index, payload[0], None, payload[1])
