@@ -102,10 +102,13 @@ def wait_for(process: subprocess.Popen, port: int, name: str) -> subprocess.Pope
     raise SystemExit(f"{name} did not come up: " + process.stderr.read()[-2000:])
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int, seed: int):
-    """(ttft seconds, inter-token gaps, completion tokens, error) of one streamed completion."""
-    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "min_tokens": max_tokens, "temperature": 0.8,
-            "seed": seed, "stream": True, "stream_options": {"include_usage": True}}
+async def one_stream(client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int, seed: int,
+                     fixed: bool):
+    """(ttft seconds, inter-token gaps, completion tokens, error) of one streamed completion. `fixed`: ask for
+    exactly max_tokens with `min_tokens` (transformers serve refuses the field: its exported generation config
+    has no EOS and min_new_tokens = max_tokens instead)."""
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "seed": seed,
+            "stream": True, "stream_options": {"include_usage": True}, **({"min_tokens": max_tokens} if fixed else {})}
     start = time.perf_counter()
     stamps, usage = [], None
     try:
@@ -128,14 +131,15 @@ async def one_stream(client: httpx.AsyncClient, url: str, model: str, prompt: st
     return stamps[0] - start, list(np.diff(stamps)), tokens, None
 
 
-async def load_run(url: str, model: str, prompts: list[str], max_tokens: int, concurrency: int) -> dict:
+async def load_run(url: str, model: str, prompts: list[str], max_tokens: int, concurrency: int,
+                   fixed: bool = True) -> dict:
     queue = list(enumerate(prompts))
     results = []
 
     async def worker(client):
         while queue:
             i, prompt = queue.pop(0)
-            results.append(await one_stream(client, url, model, prompt, max_tokens, seed=i))
+            results.append(await one_stream(client, url, model, prompt, max_tokens, i, fixed))
 
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=300) as client:
@@ -211,8 +215,8 @@ def reference_rows(folder: Path, prompts: list[str], max_tokens: int, continuous
     server = start_reference(folder, port, continuous)
     url = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(load_run(url, str(folder), prompts[:2], 8, 1))               # warm-up
-        return [asyncio.run(load_run(url, str(folder), prompts, max_tokens, c)) for c in CONCURRENCY]
+        asyncio.run(load_run(url, str(folder), prompts[:2], 8, 1, fixed=False))  # warm-up
+        return [asyncio.run(load_run(url, str(folder), prompts, max_tokens, c, fixed=False)) for c in CONCURRENCY]
     finally:
         server.terminate()
         server.wait(30)

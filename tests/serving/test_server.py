@@ -180,3 +180,20 @@ def test_sse_chunks_are_openai_chunks(live):
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert all(c["object"] == "text_completion" for c in chunks)
     assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_a_request_past_its_timeout_is_504_and_leaves_the_batch(served_runs):
+    from lmforge.serving.generation import Limits
+
+    server = start_server([served_runs["gru"]], threads=1, limits=Limits(timeout=0.05))
+    try:
+        body = {"model": "gru", "prompt": "The", "max_tokens": 1024, "min_tokens": 1024}
+        r = httpx.post(server.url + "/v1/completions", json=body, timeout=30)
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        engine = server.app.state.server.models["gru"].engine
+        deadline = time.time() + 5
+        while engine.running and time.time() < deadline:
+            time.sleep(0.01)
+        assert engine.running == 0 and engine.stats.generated < 1024
+    finally:
+        server.stop()
