@@ -46,7 +46,7 @@ def run_requests(engine: Engine, decoder, prompts, sampling, seeds, max_tokens=4
     return requests, collectors
 
 
-@pytest.fixture(scope="module", params=["gpt", "gru"])
+@pytest.fixture(scope="module", params=["gpt", "gru", "kn3"])
 def decoder(request, served_runs):
     return text_decoder(served_runs[request.param])
 
