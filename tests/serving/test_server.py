@@ -51,6 +51,9 @@ def test_openai_client_completions_chat_and_embeddings(client):
 
     vectors = client.embeddings.create(model="gpt", input=["the river", "a quiet engine"])
     assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 32
+    recurrent = client.embeddings.create(model="gru", input=["the river"])   # (outputs, state) from its hidden
+    assert len(recurrent.data[0].embedding) == 32
+    assert abs(sum(v * v for v in recurrent.data[0].embedding) - 1) < 1e-4
 
 
 def test_chat_run_answers_what_it_was_taught(client):

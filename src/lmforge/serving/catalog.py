@@ -121,7 +121,8 @@ def _token_text(decoder):
     tokenizer = decoder.tokenizer
     if tokenizer is None:
         return lambda i: decoder.decode([i])
-    return lambda i: tokenizer.hf.id_to_token(i) if i in set(tokenizer.special_ids.values()) else tokenizer.decode([i])
+    specials = set(tokenizer.special_ids.values())   # once, not per generated token
+    return lambda i: tokenizer.hf.id_to_token(i) if i in specials else tokenizer.decode([i])
 
 
 # --- embeddings ---------------------------------------------------------------------------------------
@@ -139,8 +140,10 @@ def embed_texts(served: ServedModel, texts: list[str]) -> tuple[list[list[float]
             ids = ([tokenizer.cls_id] if served.encoder is not None and tokenizer.cls_id is not None else []) + ids
             ids = (ids or [tokenizer.eos_id])[:max_len]
             used += len(ids)
-            hidden = model.hidden(torch.tensor([ids]))                      # (1, T, d)
-            out.append(_normalised(hidden[0].mean(dim=0).float().numpy()))
+            hidden = model.hidden(torch.tensor([ids]))
+            if isinstance(hidden, tuple):   # a recurrent model returns (outputs, state)
+                hidden = hidden[0]
+            out.append(_normalised(hidden[0].mean(dim=0).float().numpy()))   # mean over the (T, d) outputs
     return out, used
 
 
