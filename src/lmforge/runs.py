@@ -18,6 +18,7 @@ from lmforge.artifacts import atomic_write_text
 from lmforge.errors import InputError
 
 RUN_CONFIG = "config.toml"
+INTERRUPTED = "interrupted.json"   # a run stopped before its budget ended ({step, resume}); gone when it finishes
 TARGET_TOKENIZER = "tokenizer.tgt.json"   # a translation run's target-side tokenizer (tokenizer.json: the source's)
 RUN_FORMAT_VERSION = 2
 # version 1 (the GPT-only spine) wrote [run] model = "gpt"; it is read as family gpt, objective causal_lm.
@@ -113,6 +114,26 @@ class Run:
         path = self.path / "tokenizer.json"
         return path if path.exists() else None
 
+    @property
+    def interrupted(self) -> dict | None:
+        """{step, resume command} of a run stopped before its budget ended (None for a finished run)."""
+        import json
+
+        path = self.path / INTERRUPTED
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        except (OSError, ValueError):
+            return {"step": "?", "resume": "its training command with --resume"}
+
+    def warn_if_interrupted(self, verb: str) -> None:
+        """One stderr line when `verb` is about to use the weights of an unfinished run."""
+        import sys
+
+        stopped = self.interrupted
+        if stopped:
+            print(f"lmforge: warning: {self.path} was interrupted at step {stopped['step']}: {verb} uses the weights "
+                  f"it had then; finish it with `{stopped['resume']}`", file=sys.stderr)
+
     def raw(self, name: str) -> dict:
         """A section as written (an empty dict when the run has none)."""
         return dict(self.sections.get(name, {}))
@@ -197,6 +218,15 @@ def open_run(path: Path) -> Run:
             raise InputError(f"{path / RUN_CONFIG}: {name} is not a [section]; the run directory is damaged.")
     contract = _contract(sections.get("run", {}), sections.get("data", {}), path / RUN_CONFIG)
     return Run(path, contract, _upgrade({k: v for k, v in sections.items() if k not in ("run", "data")}, contract))
+
+
+def clear_run(out: Path) -> None:
+    """--overwrite: the run in `out` goes entirely (checkpoints, plots, reports), so nothing of it is mixed
+    with the new one; a folder that holds no run is left alone."""
+    import shutil
+
+    if (Path(out) / RUN_CONFIG).exists():
+        shutil.rmtree(out)
 
 
 def source_path(source) -> str:

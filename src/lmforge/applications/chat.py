@@ -19,7 +19,7 @@ from lmforge.artifacts import atomic_write_text
 from lmforge.devices import pick_device
 from lmforge.errors import InputError
 from lmforge.inference.loading import LoadedRun, load, load_lm
-from lmforge.runs import RUN_CONFIG, Run, RunConfig, open_run, source_path, write_run
+from lmforge.runs import RUN_CONFIG, Run, RunConfig, clear_run, open_run, source_path, write_run
 from lmforge.tasks.data import read_records, read_splits
 from lmforge.tokenization.chat import ChatTemplate, Message, add_chat_tokens, load_template, save_template
 from lmforge.tokenization.tokenizer import Tokenizer
@@ -174,6 +174,8 @@ def finetune_chat(c) -> dict:
                          f"({', '.join(CHAT_LOSS)}).")
     fields = ChatFields(c.messages_field, c.prompt_field, c.response_field, c.system)
     splits, skipped = read_conversations(c.data, fields, c.valid_fraction)
+    if c.overwrite:   # the data is readable: the old run goes entirely
+        clear_run(out)
     tokenizer = add_chat_tokens(Tokenizer(base.tokenizer.path), out)
     template = ChatTemplate(tokenizer)
     model, model_section = grow_vocabulary(base, tokenizer.vocab_size)
@@ -196,7 +198,7 @@ def finetune_chat(c) -> dict:
     valid = [template.render(conv.messages) for conv in splits.valid]
     spec = chat_spec(base.run.family, packed, valid, max_len, tokenizer.eos_id)
     start = time.perf_counter()
-    summary = train(TrainSetup(out, model, train_config, spec, base.run.family))
+    summary = train(TrainSetup(out, model, train_config, spec, base.run.family, resume_command=None))
     result = {"out": str(out), "task": "chat", "family": base.run.family, "init": str(c.init),
               "examples": {split: len(items) for split, items in splits}, "skipped": skipped,
               "train_tokens": len(packed.ids), "trained_targets": int(packed.trained.sum()),

@@ -53,6 +53,14 @@ class EvalConfig:
     """task runs: metrics per value of this field, and the gaps"""
     positive: str | None = None
     """task runs, binary labels: the positive label (ROC-AUC, fairness)"""
+    text_field: str | None = None
+    """task runs, --data: the field of the text (None: the run's)"""
+    text2_field: str | None = None
+    """task runs, --data: the field of a pair's second text (None: the run's)"""
+    label_field: str | None = None
+    """task runs, --data: the field of the label (None: the run's)"""
+    skip_bad_records: bool = False
+    """task runs: skip records without the text or label field (counted and reported)"""
     beam: int = 5
     """translation runs: beams of the search (1: greedy)"""
     length_penalty: float = 1.0
@@ -81,7 +89,10 @@ def evaluate(c: EvalConfig) -> dict:
                                     c.device)
     if run.contract.kind in ("task", "baseline"):
         return evaluate_task_run(run, str(c.data) if c.data else None, "valid" if c.split == "val" else c.split,
-                                 c.slice_field, c.positive)
+                                 c.slice_field, c.positive, fields={"text_field": c.text_field,
+                                                                    "text2_field": c.text2_field,
+                                                                    "label_field": c.label_field,
+                                                                    "skip_bad_records": c.skip_bad_records or None})
     if run.contract.kind == "ngram":
         return _evaluate_ngram(run, c.data, c.split)
     if run.contract.objective == "chat":   # reply perplexity on held-out conversations
@@ -180,16 +191,22 @@ def _pseudo_perplexity(model, tokens, starts, window: int, tokenizer, device) ->
 
 
 def evaluate_task_run(run: Path | Run, data: str | None = None, split: str = "valid", slice_field: str | None = None,
-                      positive: str | None = None, device: str = "cpu", items: list | None = None) -> dict:
-    """The report of a task run on a split of its data (or of `data`); `items` are that split's examples
-    when the caller has read them already (fine-tuning reports on the splits it just read)."""
+                      positive: str | None = None, device: str = "cpu", items: list | None = None,
+                      fields: dict | None = None) -> dict:
+    """The report of a task run on a split of its data (or of `data`, read with `fields` over the run's
+    field names); `items` are that split's examples when the caller has read them already (fine-tuning
+    reports on the splits it just read)."""
     task_run = load_task_run(run, device, verb="eval")
     task, source = task_run.task, data or task_run.run.contract.corpus
+    if positive is not None and positive not in task_run.labels.names:
+        raise InputError(f"--positive {positive}: not a label of {task_run.run.path} (its labels: "
+                         f"{', '.join(task_run.labels.names)}).")
+    read_with = task_run.fields.overridden(**(fields or {}))
     # a file given with --data is all one split; the run's own data is split as fine-tuning split it
     whole_file = items is None and data is not None and Path(data).is_file()
     if items is None:
-        items = task.read_eval(source, task_run.fields, split) if whole_file \
-            else getattr(task.read_splits(source, task_run.fields), split)
+        items = task.read_eval(source, read_with, split) if whole_file \
+            else getattr(task.read_splits(source, read_with), split)
     if not items:
         raise InputError(f"{source}: no {split} examples to evaluate; pass --data FILE.")
     outputs = task_outputs(task_run, items, device)

@@ -23,7 +23,7 @@ from lmforge.inference.loading import load
 from lmforge.models import ALL_MODELS
 from lmforge.models.heads import POOLINGS
 from lmforge.models.task import TaskHeadConfig, TaskModel
-from lmforge.runs import RUN_CONFIG, RunConfig, source_path, write_run
+from lmforge.runs import RUN_CONFIG, RunConfig, clear_run, source_path, write_run
 from lmforge.tasks.baselines import BASELINES, fit_baseline
 from lmforge.tasks.encode import Labels
 from lmforge.tasks.reading import TaskFields
@@ -123,6 +123,8 @@ class FinetuneConfig:
     """torch CPU threads (None: the cores other processes leave free)"""
     device: str = "auto"
     """auto, cpu, cuda, mps"""
+    skip_bad_records: bool = False
+    """skip records without the text or label field (counted and reported) instead of stopping"""
     overwrite: bool = False
     """replace a run already in --out"""
 
@@ -149,7 +151,7 @@ class FinetuneConfig:
     def fields(self) -> TaskFields:
         """How the task reads its data: the [task] section of the run."""
         return TaskFields(self.task, self.text_field, self.text2_field, self.label_field, self.valid_fraction,
-                          self.joint_pos, self.qa_stride, self.chunks)
+                          self.joint_pos, self.qa_stride, self.chunks, self.skip_bad_records)
 
 
 @dataclass
@@ -209,8 +211,9 @@ def _word_tokenizer(c: FinetuneConfig, task: Task, train_items) -> Tokenizer:
     return Tokenizer(out / "tokenizer.json")
 
 
-def _backbone(c: FinetuneConfig, task: Task, train_items):
-    """(backbone module, tokenizer, family, model config section, preset)."""
+def _backbone(c: FinetuneConfig, task: Task, train_items, resume: bool = False):
+    """(backbone module, tokenizer, family, model config section, preset); a resumed run keeps its
+    tokenizer (the weights come from its checkpoint)."""
     if c.init is not None:
         loaded = load(c.init, "finetune --init", ("lm",))   # refuses a fine-tuned run: start from a pretrained one
         return loaded.model.train(), loaded.tokenizer, loaded.run.family, loaded.run.raw("model"), \
@@ -222,7 +225,8 @@ def _backbone(c: FinetuneConfig, task: Task, train_items):
     if c.tokenizer is None and spec.kind != "task":
         raise InputError(f"--model {c.model} from scratch needs --tokenizer DIR (e.g. the tokenizer of the run you "
                          "compare it with); or start from a trained run with --init RUN.")
-    tokenizer = Tokenizer(c.tokenizer) if c.tokenizer is not None else _word_tokenizer(c, task, train_items)
+    tokenizer = Tokenizer(c.tokenizer) if c.tokenizer is not None else \
+        Tokenizer(Path(c.out) / "tokenizer.json") if resume else _word_tokenizer(c, task, train_items)
     if c.preset not in spec.presets:
         raise InputError(f"--preset {c.preset}: {c.model} presets are {', '.join(spec.presets)}.")
     config = build_config(spec.config_cls, spec.presets[c.preset], model_args(c.model_args),
@@ -250,23 +254,27 @@ def _class_weights(train_labels, n: int, how: str, multi_label: bool, per_token:
     return torch.tensor(len(ids) / (n * np.maximum(counts, 1)), dtype=torch.float32)
 
 
-def finetune(c: FinetuneConfig) -> dict:
-    """Fine-tune (or fit a baseline), write the run, and report on its valid and test splits."""
+def finetune(c: FinetuneConfig, resume: bool = False) -> dict:
+    """Fine-tune (or fit a baseline), write the run, and report on its valid and test splits. `resume`
+    continues the interrupted run in `c.out` (see resume_finetune)."""
     if c.task == "chat":
         from lmforge.applications.chat import finetune_chat
 
         return finetune_chat(c)
     out, task = Path(c.out), TASKS[c.task]
-    if (out / RUN_CONFIG).exists() and not c.overwrite:
-        raise InputError(f"{out}: already holds a run; choose another --out, or pass --overwrite.")
+    if (out / RUN_CONFIG).exists() and not (c.overwrite or resume):
+        raise InputError(f"{out}: already holds a run; choose another --out, pass --overwrite (it is replaced), or "
+                         f"continue an interrupted one with `lmforge finetune --resume {out}`.")
     splits = task.read_splits(c.data, c.fields)
     if not splits.train:
         raise InputError(f"{c.data}: no training examples.")
+    if c.overwrite and not resume:   # the data is readable: now the old run goes, every file of it
+        clear_run(out)
     splits.train = _shrink_and_augment(splits.train, c, task)
     multi_label, labels = task.multi_label(splits.train), task.labels(splits.train)
     if c.model in BASELINES:
         return _baseline(c, task, splits, labels, multi_label)
-    backbone, tokenizer, family, model_section, preset = _backbone(c, task, splits.train)
+    backbone, tokenizer, family, model_section, preset = _backbone(c, task, splits.train, resume)
     c = _settings(c, family)
     encoder = ALL_MODELS[family].kind == "encoder"
     if task.needs_bidirectional and not (encoder or family in BIDIRECTIONAL):
@@ -287,11 +295,13 @@ def finetune(c: FinetuneConfig) -> dict:
         for parameter in model.backbone.parameters():
             parameter.requires_grad_(False)
     train_config = _train_config(c, max_len, len(encoded["train"].ids))
-    _write_task_run(out, family, preset, model_section, head, train_config, c, labels, tokenizer)
+    if not resume:
+        _write_task_run(out, family, preset, model_section, head, train_config, c, labels, tokenizer)
     spec = task_spec(task, encoded["train"], encoded.get("valid"), head.n_labels, tokenizer.pad_id or 0, max_len,
                      multi_label, c.patience, c.layer_decay)
     start = time.perf_counter()
-    summary = train(TrainSetup(out, model, train_config, spec, family))
+    summary = train(TrainSetup(out, model, train_config, spec, family, resume=resume,
+                               resume_command="lmforge finetune --resume"))
     result = {"out": str(out), "task": task.name, "family": family, "init": str(c.init) if c.init else None,
               "examples": {split: len(getattr(splits, split)) for split in encoded}, "labels": labels.names,
               "train_seconds": summary["train_time"], "seconds": time.perf_counter() - start,
@@ -299,6 +309,25 @@ def finetune(c: FinetuneConfig) -> dict:
               "examples_per_s": summary["steps"] * c.batch_size / max(summary["train_time"], 1e-9),
               "best_val_score": summary["best_val_score"], "best_step": summary["best_step"], "notes": notes}
     return _report_splits(out, c.data, splits, result)
+
+
+def resume_finetune(run_dir: Path, threads: int | None = None) -> dict:
+    """Continue an interrupted fine-tuning run from its last checkpoint with the settings it recorded:
+    the same examples (read, shrunk and augmented again, deterministically), model, head and schedule,
+    so it ends where the uninterrupted run would have."""
+    from lmforge.runs import open_run
+    from lmforge.training.checkpoint import latest_checkpoint
+
+    run = open_run(run_dir).require("finetune --resume", "task")
+    if "invocation" not in run.sections:
+        raise InputError(f"{run.config_path}: written by an lmforge that did not record its finetune settings; "
+                         "run the finetune command again with --overwrite.")
+    if latest_checkpoint(run.path / "checkpoints") is None:
+        raise InputError(f"{run.path}: no checkpoint to resume from; run the finetune command again with "
+                         "--overwrite.")
+    c = run.section("invocation", FinetuneConfig, {"out": run.path, "overwrite": False},
+                    {"threads": threads} if threads else {})
+    return finetune(c, resume=True)
 
 
 def _report_splits(out: Path, data: str, splits, result: dict) -> dict:
@@ -376,7 +405,18 @@ def _write_task_run(out: Path, family, preset, model_section, head, train_config
                          str(c.init) if c.init else None, source_path(c.data), kind="task")
     write_run(out, contract, {"model": model_section, "head": head, "task": {**c.fields.describe(),
                                                                              "max_len": train_config.seq_len},
-                              "train": train_config, "finetune": FinetuneOptions(c.patience, c.layer_decay)})
+                              "train": train_config, "finetune": FinetuneOptions(c.patience, c.layer_decay),
+                              "invocation": _invocation(c)})
+
+
+def _invocation(c: FinetuneConfig) -> dict:
+    """The command's settings, so `finetune --resume` rebuilds the same run (paths absolute)."""
+    values = {k: v for k, v in asdict(c).items() if v is not None and k not in ("out", "overwrite")}
+    for name in ("init", "tokenizer", "init_embeddings", "augment_vectors"):
+        if values.get(name) is not None:
+            values[name] = str(Path(values[name]).resolve())
+    values["data"] = source_path(c.data)
+    return values
 
 
 def _baseline(c: FinetuneConfig, task: Task, splits, labels: Labels, multi_label: bool) -> dict:

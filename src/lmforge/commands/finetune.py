@@ -10,6 +10,7 @@ Examples (CPU, minutes):
     lmforge finetune --task tag --init runs/bert --data ../shared/data/brown_pos_en --out runs/pos-bert
     lmforge finetune --task tag --model most-frequent-tag --data ../shared/data/brown_pos_en --out runs/pos-mft
     lmforge finetune --task chat --init runs/gpt --data ../shared/data/chatterbot_dialog --out runs/chat
+    lmforge finetune --resume runs/sent-bert     # an interrupted (Ctrl-C) run, from its last checkpoint
 """
 
 from __future__ import annotations
@@ -17,14 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from lmforge.applications.finetune import FinetuneConfig, finetune
+from lmforge.applications.finetune import FinetuneConfig, finetune, resume_finetune
 from lmforge.config import add_config_args, config_from_args
 from lmforge.tasks.table import TASKS
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
-    add_config_args(parser, FinetuneConfig, switches=True)
+    if "--resume" in argv:   # everything else comes from the run
+        parser.add_argument("--resume", type=Path, metavar="RUN", required=True,
+                            help="continue the interrupted fine-tuning run in RUN from its last checkpoint")
+        parser.add_argument("--threads", type=int, help="torch CPU threads")
+    else:
+        add_config_args(parser, FinetuneConfig, switches=True)
+        parser.add_argument("--resume", type=Path, metavar="RUN",
+                            help="continue the interrupted fine-tuning run in RUN (alone: its settings are recorded)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
 
 
@@ -45,7 +54,8 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = finetune(config_from_args(FinetuneConfig, args))
+    result = resume_finetune(args.resume, args.threads) if getattr(args, "resume", None) \
+        else finetune(config_from_args(FinetuneConfig, args))
     print("\n".join(summary_lines(result)), file=sys.stderr)
     if args.json:
         print(json.dumps(result, default=str))

@@ -1,5 +1,7 @@
 """`lmforge runs`: the runs under a folder, one line each: family, preset, data, steps, training time,
-best validation loss and (approximate) bits per byte, read from their run directories.
+best validation figure (language models: the loss on the validation sample read during training, with
+approximate bits per byte; task runs: the score they keep their weights by) and whether training
+finished, read from their run directories.
 
 Example (CPU, instant):
     lmforge runs runs/
@@ -46,6 +48,8 @@ def describe(run: Path) -> dict:
     train = [r for r in records if "loss" in r] or [r for r in records if "train_time" in r]
     vals = [r["val_loss"] for r in records if "val_loss" in r]
     best = min(vals) if vals else None
+    scores = [r for r in records if "val_score" in r]
+    best_score = max(scores, key=lambda r: r["val_score"]) if scores else None
     per_token = _val_bytes_per_token(contract.shards) if contract.shards else None
     bpb = (best / math.log(2) / per_token if best is not None and per_token and contract.objective != "masked_lm"
            else None)
@@ -55,7 +59,10 @@ def describe(run: Path) -> dict:
             "objective": contract.objective,
             "data": contract.shards or contract.corpus, "steps": max((r["step"] for r in records), default=0),
             "train_time": train[-1].get("train_time") if train else None, "best_val_loss": best,
-            "approx_bits_per_byte": bpb, "trained": opened.weights_path.exists()}
+            "approx_bits_per_byte": bpb, "trained": opened.weights_path.exists(),
+            "best_val_score": best_score["val_score"] if best_score else None,
+            "score_name": best_score.get("score_name") if best_score else None,
+            "status": "interrupted" if opened.interrupted else "done" if opened.weights_path.exists() else "untrained"}
 
 
 def list_runs(folder: Path) -> list[dict]:
@@ -71,16 +78,28 @@ def list_runs(folder: Path) -> list[dict]:
     return rows
 
 
+COLUMNS = ("run", "family", "preset", "data", "steps", "time s", "best val", "≈bits/B", "status")
+RIGHT = ("steps", "time s", "≈bits/B")
+
+
+def _cells(r: dict) -> tuple[str, ...]:
+    if r["best_val_score"] is not None:   # a task run keeps its weights by a score (higher is better)
+        best = f"{r['score_name'] or 'score'} {r['best_val_score']:.4f}"
+    else:
+        best = f"loss {r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
+    return (Path(r["run"]).name, r["family"], r["preset"] or "-", Path(r["data"]).name if r["data"] else "-",
+            str(r["steps"]), f"{r['train_time']:.0f}" if r["train_time"] is not None else "-", best,
+            f"{r['approx_bits_per_byte']:.4f}" if r["approx_bits_per_byte"] is not None else "-", r["status"])
+
+
 def _table(rows: list[dict]) -> str:
-    header = (f"{'run':<28} {'family':<6} {'preset':<8} {'data':<20} {'steps':>7} {'time s':>7} {'best val':>9} "
-              f"{'≈bits/B':>8}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        time = f"{r['train_time']:.0f}" if r["train_time"] is not None else "-"
-        best = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
-        bpb = f"{r['approx_bits_per_byte']:.4f}" if r["approx_bits_per_byte"] is not None else "-"
-        lines.append(f"{Path(r['run']).name[:28]:<28} {r['family']:<6} {r['preset'][:8]:<8} "
-                     f"{Path(r['data']).name[:20]:<20} {r['steps']:>7} {time:>7} {best:>9} {bpb:>8}")
+    """Columns as wide as their longest cell (nothing cut); language-model losses are of the validation
+    sample read during training (`lmforge eval` reads the whole split)."""
+    cells = [COLUMNS] + [_cells(r) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) if COLUMNS[i] in RIGHT else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in cells]
+    lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
 

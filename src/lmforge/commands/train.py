@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     val = summary["val_loss"]
     print(f"train: {summary['family']}, {summary['params'] / 1e6:.2f}M params{flops}, {summary['steps']} steps, "
           f"{summary['tokens']:,} tokens, train loss {summary['train_loss']:.4f}, "
-          f"val loss (fixed slice) {val if val is None else round(val, 4)}, "
+          f"val loss (sample) {val if val is None else round(val, 4)}, "
           f"{summary['tokens_per_s']:,.0f} tokens/s{mfu} -> {summary['run_dir']}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))

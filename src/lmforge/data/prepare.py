@@ -44,9 +44,9 @@ class PrepareConfig:
     """What one document of a text file is: blank-line (each block between blank lines), line, file
     (the whole file), chars:N (blocks of about N characters cut at blank lines; for books), or auto
     (blank-line for .txt, file for Markdown/reST pages)."""
-    min_chars: int = 32
+    min_chars: int | None = None
     """Drop documents shorter than this (characters, after cleaning; a Chinese, Japanese or Thai
-    character counts as 3)."""
+    character counts as 3). None: 32, but a line of a one-sentence-a-line file is kept unless empty."""
     max_chars: int = 2_000_000
     """Drop documents longer than this (characters)."""
     dedup: bool = True
@@ -89,8 +89,8 @@ class PrepareConfig:
             (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
             (doc_split_chars(self.doc_split) is not None or self.doc_split in ("auto", "blank-line", "line", "file"),
              f"--doc-split must be auto, blank-line, line, file or chars:N, got {self.doc_split!r}"),
-            (self.min_chars >= 0, f"--min-chars must be >= 0, got {self.min_chars}"),
-            (self.max_chars > self.min_chars, f"--max-chars must be above --min-chars, got {self.max_chars}"),
+            (self.min_chars is None or self.min_chars >= 0, f"--min-chars must be >= 0, got {self.min_chars}"),
+            (self.max_chars > (self.min_chars or 0), f"--max-chars must be above --min-chars, got {self.max_chars}"),
             (self.world_size >= 1 and 0 <= self.rank < self.world_size,
              f"--rank must be in [0, --world-size), got {self.rank} of {self.world_size}"),
             (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
@@ -186,8 +186,10 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
     if not sum(final["docs_out"].values()):
         shutil.rmtree(tmp, ignore_errors=True)
         part_stats = summarize([p.work / f"{part_name(p.index)}.json" for p in parts], final, dedup, 0)
+        skipped = {reason: names for reason, names in part_stats["skipped_file_names"].items() if names}
         raise InputError(f"{sources}: empty corpus after cleaning ({part_stats['docs_in']} documents read, "
-                         f"rejected: {part_stats['rejected_docs']}); add text or relax the filters.")
+                         f"rejected: {part_stats['rejected_docs']}"
+                         + (f", files skipped: {skipped}" if skipped else "") + "); add text or relax the filters.")
     if config.keep_rejected:
         collect_phase1_rejects(parts, tmp)
     stats = summarize([p.work / f"{part_name(p.index)}.json" for p in parts], final, dedup,
@@ -200,8 +202,12 @@ def _finalize(parts: list[Part], out: Path, config: PrepareConfig, started: floa
         print(f"lmforge: warning: ignored {sum(ignored.values())} files of types prepare does not read: "
               + ", ".join(f"{suffix} ({n})" for suffix, n in sorted(ignored.items())), file=sys.stderr)
     if config.val_fraction > 0 and not final["docs_out"].get("val"):
-        print(f"lmforge: warning: no validation documents ({stats['docs_out']} with --val-fraction "
-              f"{config.val_fraction}); raise --val-fraction or pass --val-source for a val split", file=sys.stderr)
+        kept = sum(final["docs_out"].values())
+        few = kept < 100   # few documents: the files are probably cut into documents wrongly
+        print(f"lmforge: warning: no validation documents ({kept} documents with --val-fraction "
+              f"{config.val_fraction}); " + ("a document is a block between blank lines of a text file: pass "
+                                             "--doc-split line (one document a line) or chars:N, " if few else "")
+              + "raise --val-fraction or pass --val-source for a val split", file=sys.stderr)
     write_json(tmp / "stats.json", stats)
     plot_lengths(final["lengths"], tmp / "lengths.png")
     _clear(out, OUTPUTS)

@@ -137,9 +137,13 @@ def _window_sums(lengths: np.ndarray, n: int) -> np.ndarray:
 
 
 def _top_ngram_chars(keys: np.ndarray, gram_chars: np.ndarray) -> int:
-    """Characters covered by the most frequent n-gram, counting every occurrence."""
+    """Characters covered by the most frequent n-gram, counting every occurrence; 0 when no n-gram repeats
+    (a short text whose n-grams are all distinct is not repetitive, however large one n-gram's share of
+    it: that is for the length rules)."""
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     best = int(np.argmax(counts))
+    if counts[best] < 2:
+        return 0
     return int(counts[best] * gram_chars[first[best]])
 
 

@@ -41,8 +41,14 @@ class ReadReport:
     def count_bad(self, reason: str) -> None:
         self.bad_records[reason] = self.bad_records.get(reason, 0) + 1
 
-    def count_skipped_file(self, reason: str) -> None:
+    skipped_file_names: dict[str, list[str]] = field(default_factory=dict)
+    """The first files skipped for each reason, so a folder's summary can name them."""
+
+    def count_skipped_file(self, reason: str, path=None) -> None:
         self.skipped_files[reason] = self.skipped_files.get(reason, 0) + 1
+        names = self.skipped_file_names.setdefault(reason, [])
+        if path is not None and len(names) < 10:
+            names.append(str(path))
 
 
 @dataclass
@@ -117,19 +123,79 @@ def _decode(raw: bytes, where: str, options: ReadOptions) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class _RecodedLines:
+    """A UTF-16 text file (with a byte-order mark) read as UTF-8 lines, so every reader sees UTF-8 bytes."""
+
+    def __init__(self, raw):
+        import io
+
+        self.raw = raw
+        self.text = io.TextIOWrapper(raw, encoding="utf-16", newline="")
+        self.first = self.text.read(4096).encode("utf-8")   # what peek() shows the binary check
+
+    def peek(self, size: int = 1) -> bytes:
+        return self.first
+
+    def __iter__(self):
+        for line in _chain_text(self.first.decode("utf-8"), self.text):
+            yield line.encode("utf-8")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.raw.close()
+
+
+def _chain_text(first: str, rest) -> Iterator[str]:
+    """Lines of `first` followed by the rest of a text stream, the line cut at their join mended."""
+    lines = re.findall(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$", first)   # as the text stream cuts lines
+    tail = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
+    yield from lines
+    for line in rest:
+        if tail:
+            line, tail = tail + line, ""
+        yield line
+    if tail:
+        yield tail
+
+
+def sniff_text_file(path: Path) -> tuple[bool, str]:
+    """(gzip-compressed, encoding) of a text file from its first bytes, whatever its name says: a `.gz`
+    name on plain text is read as plain text (as `ngram train` does), a UTF-16 file with a byte-order
+    mark is decoded (said once on stderr); other files are read as UTF-8."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        head = gzip.GzipFile(fileobj=raw).read(2) if compressed else raw.read(2)
+    if path.name.lower().endswith(".gz") and not compressed:
+        print(f"lmforge: warning: {path}: named .gz but not gzip-compressed; read as plain text", file=sys.stderr)
+    encoding = "utf-16" if head in UTF16_BOMS else "utf-8"
+    if encoding == "utf-16":
+        print(f"lmforge: warning: {path}: UTF-16 text (byte-order mark); decoded as UTF-16", file=sys.stderr)
+    return compressed, encoding
+
+
 def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    """A text or JSONL file as binary UTF-8 lines (see sniff_text_file)."""
+    compressed, encoding = sniff_text_file(path)
+    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
+    return _RecodedLines(raw) if encoding == "utf-16" else raw
 
 
 def _check_not_binary(path: Path, head: bytes) -> bool:
-    """True when the file looks like text; NUL bytes mean a binary file."""
+    """True when the file looks like text; NUL bytes mean a binary file (or UTF-16 without a byte-order mark)."""
     return b"\x00" not in head
 
 
 def _bad_file(path: Path, reason: str, message: str, options: ReadOptions) -> None:
     if not options.skip_bad_records:
         raise InputError(message)
-    options.report.count_skipped_file(reason)
+    options.report.count_skipped_file(reason, path)
     print(f"lmforge: warning: skipping {path}: {reason}", file=sys.stderr)
 
 
@@ -170,8 +236,9 @@ def read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
     with _open_binary(path) as handle:
         head = handle.peek(8192)[:8192] if hasattr(handle, "peek") else b""
         if not _check_not_binary(path, head):
-            _bad_file(path, "binary_file", f"{path}: looks like a binary file (NUL bytes), not text; "
-                      "remove it from the input or pass --skip-bad-records.", options)
+            _bad_file(path, "binary_file", f"{path}: NUL bytes: a binary file, or UTF-16 text without a byte-order "
+                      "mark (convert it: iconv -f UTF-16LE -t UTF-8); remove it from the input or pass "
+                      "--skip-bad-records.", options)
             return
 
         def lines():
@@ -181,11 +248,27 @@ def read_text_file(path: Path, options: ReadOptions) -> Iterator[Document]:
                 offset += len(raw_line)
 
         mode = options.doc_split
-        if mode == "auto":  # a Markdown or reST file is a page; a plain text file, blocks between blank lines
-            mode = "file" if path.name.lower().removesuffix(".gz").endswith((".md", ".markdown", ".rst")) \
-                else "blank-line"
+        if mode == "auto":
+            mode = auto_doc_split(path, head)
+        meta = {"unit": "line"} if mode == "line" else {}
         for number, text in enumerate(_text_blocks(lines(), mode)):
-            yield Document(text, f"{path.name}#{number}", str(path))
+            yield Document(text, f"{path.name}#{number}", str(path), dict(meta))
+
+
+LINE_LAYOUT_MIN_LINES = 20   # lines in a file's head, none blank, that make it one sentence (document) a line
+
+
+def auto_doc_split(path: Path, head: bytes) -> str:
+    """`--doc-split auto`: a Markdown or reST file is one page; a plain text file whose head has no blank
+    line among many lines holds one sentence (or document) a line, the layout KenLM and word2vec read,
+    so each line is a document (else a large file would be one over-long document with no validation
+    split); other text files are blocks between blank lines."""
+    if path.name.lower().removesuffix(".gz").endswith((".md", ".markdown", ".rst")):
+        return "file"
+    lines = head.decode("utf-8", errors="replace").split("\n")[:-1]   # the last may be cut by the head's end
+    if len(lines) >= LINE_LAYOUT_MIN_LINES and all(line.strip() for line in lines):
+        return "line"
+    return "blank-line"
 
 
 def read_jsonl_file(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -321,7 +404,7 @@ def _report_truncated(path, error: Exception, kept: int, options: ReadOptions) -
     if kept:
         options.report.count_bad("truncated_or_corrupt_tail")
     else:
-        options.report.count_skipped_file("truncated_or_corrupt")
+        options.report.count_skipped_file("truncated_or_corrupt", path)
     print(f"lmforge: warning: {path}: truncated or corrupt ({str(error)[:80]}); kept the {kept} complete "
           "records before the break", file=sys.stderr)
 
@@ -332,15 +415,13 @@ def read_documents(files: list[Path], options: ReadOptions) -> Iterator[Document
 
 
 def open_text(path: Path):
-    """A UTF-8 text file for reading, gunzipped when its first bytes say it is gzip (whatever its name)."""
+    """A text file for reading, gunzipped when its first bytes say it is gzip (whatever its name), UTF-8 or
+    UTF-16 with a byte-order mark."""
     import io
 
+    compressed, encoding = sniff_text_file(Path(path))
     raw = open(path, "rb")
-    if raw.read(2) == b"\x1f\x8b":
-        raw.seek(0)
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="\n")
-    raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+    return io.TextIOWrapper(gzip.GzipFile(fileobj=raw) if compressed else raw, encoding=encoding, newline="\n")
 
 
 def iter_clean_texts(directory: Path, split: str):

@@ -17,7 +17,8 @@ def _add(total: dict, part: dict) -> None:
 def summarize(part_files: list[Path], final: dict, dedup: dict, seconds: float) -> dict:
     """Sum the per-input counts of phase 1 and add the dedup and output counts of phase 2."""
     stats = {"inputs": 0, "files": 0, "docs_in": 0, "bytes_in": 0, "rejected_docs": {}, "rejected_bytes": {},
-             "bad_records": {}, "skipped_files": {}, "docs_with_invalid_utf8": 0, "docs_with_markup": 0,
+             "bad_records": {}, "skipped_files": {}, "skipped_file_names": {}, "docs_with_invalid_utf8": 0,
+             "docs_with_markup": 0,
              "languages": {}, "languages_kept": {},
              "pii_masked": {}, "phase1_cpu_seconds": 0.0}
     for path in part_files:
@@ -28,6 +29,8 @@ def summarize(part_files: list[Path], final: dict, dedup: dict, seconds: float) 
         for key in ("rejected_docs", "rejected_bytes", "bad_records", "skipped_files", "languages", "pii_masked",
                     "languages_kept"):
             _add(stats[key], part.get(key, {}))
+        for reason, names in part.get("skipped_file_names", {}).items():
+            stats["skipped_file_names"].setdefault(reason, []).extend(names)
         stats["phase1_cpu_seconds"] += part["seconds"]
     for reason in ("exact_duplicate", "near_duplicate"):
         removed = dedup["exact_removed"] if reason == "exact_duplicate" else dedup["near_removed"]

@@ -59,7 +59,7 @@ def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None,
                         (config.remove_stopwords, cleaning.remove_stopwords)):
         if enabled:
             steps.append(map_step(fn))
-    steps.append(keep_if(cleaning.min_chars(max(config.min_chars, 1)), reason="too_short"))
+    steps.append(keep_if(_long_enough(config.min_chars), reason="too_short"))
     steps.append(keep_if(lambda doc: len(doc.text) <= config.max_chars, reason="too_long"))
     if config.lang or web:
         steps.append(reject_by(_language_check(config, languages), "language"))
@@ -71,6 +71,16 @@ def build_steps(config, source, languages: dict, pii: cleaning.PIIMasker | None,
     if (config.lang or web) and languages_kept is not None:  # per-language keep rates in the summary
         steps.append(map_step(lambda d: _count_language(d, languages_kept)))
     return steps
+
+
+DEFAULT_MIN_CHARS = 32   # a document; a line document (one sentence) is kept unless empty
+
+
+def _long_enough(min_chars: int | None):
+    if min_chars is not None:
+        return cleaning.min_chars(max(min_chars, 1))
+    document, line = cleaning.min_chars(DEFAULT_MIN_CHARS), cleaning.min_chars(1)
+    return lambda doc: (line if doc.meta.get("unit") == "line" else document)(doc)
 
 
 def _count_language(doc: Document, counts: dict) -> Document:
@@ -120,7 +130,11 @@ def process_input(index: int, source, config, work: Path) -> dict:
             if rejects is not None:
                 rejects.write(reason, doc)
 
-        counts = run_pipeline(read_file(source, options), steps, keep, reject, StepCounts())
+        try:
+            counts = run_pipeline(read_file(source, options), steps, keep, reject, StepCounts())
+        except BaseException:   # a bad input stops the run: leave no half-written part behind
+            tmp.unlink(missing_ok=True)
+            raise
     if rejects is not None:
         rejects.close()
     _save_array(work / f"{name}.docs.npy", np.array(facts, dtype=DOC_FACTS))
@@ -130,6 +144,7 @@ def process_input(index: int, source, config, work: Path) -> dict:
     os.replace(tmp, work / f"{name}.jsonl.gz")
     result = {"index": index, "source": str(source), **asdict(counts), "files": options.report.files,
               "skipped_files": options.report.skipped_files, "bad_records": options.report.bad_records,
+              "skipped_file_names": options.report.skipped_file_names,
               "docs_with_invalid_utf8": options.report.docs_with_invalid_utf8,
               "docs_with_markup": options.report.docs_with_markup, "languages": languages,
               "languages_kept": languages_kept,

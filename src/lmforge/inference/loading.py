@@ -75,6 +75,7 @@ LOADERS: dict[str, Callable] = {"lm": load_lm, "task": _load_task, "baseline": _
 def load(path: Path, verb: str, kinds: tuple[str, ...], device: torch.device | str = "cpu"):
     """The run in `path` loaded by its kind's loader, if `lmforge verb` serves one of `kinds`."""
     run = open_run(path).require(verb, *kinds)
+    run.warn_if_interrupted(verb)
     return LOADERS[run.contract.kind](run, device)
 
 

@@ -58,6 +58,7 @@ def load_task_run(run_dir: Path | Run, device: str | torch.device = "cpu", verb:
     """The task model (eval mode, on `device`) or baseline of a task run."""
     run = run_dir if isinstance(run_dir, Run) else open_run(run_dir)
     run.require(verb, "task", "baseline")
+    run.warn_if_interrupted(verb)
     fields, labels = _fields(run), Labels(run.contract.labels or [])
     if run.contract.kind == "baseline":
         return TaskRun(run, fields, labels, 0, load_baseline(run.path), None)
@@ -96,6 +97,10 @@ class PredictConfig:
     """texts to label (tagging: words separated by spaces)"""
     input: Path | None = None
     """a JSONL/CSV file: its text field (the run's) on every line (QA: question and context fields)"""
+    text_field: str | None = None
+    """--input: the field of the text (None: the run's)"""
+    text2_field: str | None = None
+    """--input: the field of a pair's second text (None: the run's)"""
     device: str = "cpu"
     """cpu, cuda, mps"""
 
@@ -106,8 +111,9 @@ def predict_run(c: PredictConfig) -> dict:
     task = task_run.task
     if c.input is None and not c.texts and task.name != "qa":
         raise InputError("predict: give texts to label, or --input FILE.")
-    records = task.read_input(c.input, task_run.fields) if c.input is not None else None
-    items = task.items_to_predict(c.texts, records, task_run.fields)
+    fields = task_run.fields.overridden(text_field=c.text_field, text2_field=c.text2_field)
+    records = task.read_input(c.input, fields) if c.input is not None else None
+    items = task.items_to_predict(c.texts, records, fields)
     start = time.perf_counter()
     predictions = predict(task_run, items, c.device)
     return {"predictions": predictions, "seconds": time.perf_counter() - start}

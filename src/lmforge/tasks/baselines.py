@@ -41,6 +41,7 @@ class TfidfLinear:
                  intercept: np.ndarray, labels: list[str]):
         self.kind, self.vocabularies, self.idfs = kind, vocabularies, idfs
         self.coef, self.intercept, self.labels = coef, intercept, labels
+        self._fitted = None   # the vectorizers with the stored vocabularies, built at the first prediction
 
     @classmethod
     def fit(cls, kind: str, texts: list[str], y: np.ndarray, labels: list[str], class_weight=None, seed: int = 0):
@@ -62,11 +63,17 @@ class TfidfLinear:
     def features(self, texts: list[str]):
         from scipy.sparse import hstack
 
-        vectorizers = _vectorizers()
-        for vec, vocabulary, idf in zip(vectorizers, self.vocabularies, self.idfs):
-            vec.vocabulary_ = vocabulary
-            vec.idf_ = idf
-        return hstack([v.transform(texts) for v in vectorizers]).tocsr()
+        return hstack([v.transform(texts) for v in self.vectorizers()]).tocsr()
+
+    def vectorizers(self) -> tuple:
+        """The vectorizers with the stored vocabularies and IDFs (scikit-learn is imported here, once: a
+        loaded run then predicts in milliseconds)."""
+        if self._fitted is None:
+            self._fitted = _vectorizers()
+            for vec, vocabulary, idf in zip(self._fitted, self.vocabularies, self.idfs):
+                vec.vocabulary_ = vocabulary
+                vec.idf_ = idf
+        return self._fitted
 
     def logits(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.features(texts) @ self.coef.T) + self.intercept
@@ -81,7 +88,9 @@ class TfidfLinear:
     @classmethod
     def load(cls, run: Path, meta: dict, arrays: dict) -> TfidfLinear:
         idfs = [arrays[f"idf.{i}"] for i in range(len(meta["vocabularies"]))]
-        return cls(meta["kind"], meta["vocabularies"], idfs, arrays["coef"], arrays["intercept"], meta["labels"])
+        model = cls(meta["kind"], meta["vocabularies"], idfs, arrays["coef"], arrays["intercept"], meta["labels"])
+        model.vectorizers()
+        return model
 
 
 class MostFrequentTag:

@@ -98,7 +98,7 @@ def to_example(record: dict, where: str, text_field: str, label_field: str | Non
     def text_of(name: str) -> str:
         if name not in record or record[name] is None:
             raise InputError(f"{where}: no field {name!r} (found {', '.join(sorted(record))}); "
-                             f"pass --{'text2' if name == text2_field else 'text'}-field.")
+                             f"pass --{'text2' if name == text2_field else 'text'}-field NAME.")
         return str(record[name])
 
     label = None
@@ -106,7 +106,7 @@ def to_example(record: dict, where: str, text_field: str, label_field: str | Non
         if record.get(label_field) is None:
             if need_label:
                 raise InputError(f"{where}: no label field {label_field!r} (found {', '.join(sorted(record))}); "
-                                 "every training example needs one (or pass --label-field).")
+                                 "every labelled example needs one: pass --label-field NAME.")
         else:
             value = record[label_field]
             label = [str(v) for v in value] if isinstance(value, list) else str(value)
@@ -161,7 +161,8 @@ def _files(source: Path) -> list[Path]:
 
 def read_splits(source: str | Path, load, key, valid_fraction: float = 0.1, test_fraction: float = 0.0) -> Splits:
     """Items of every file under `source` (`load(path) -> iterator`), split by file name when the files
-    are named train/valid/test, otherwise by `hash_fraction(key(item))`."""
+    are named train/valid/test, otherwise by `hash_fraction(key(item))`. Named files without a valid one
+    (a lone train.jsonl) get their valid split by the hash from train, so training still validates."""
     files = _files(Path(source))
     if not files:
         raise InputError(f"{source}: no example files ({', '.join(RECORD_SUFFIXES + CONLL_SUFFIXES)}).")
@@ -172,6 +173,10 @@ def read_splits(source: str | Path, load, key, valid_fraction: float = 0.1, test
             getattr(splits, split).extend(load(path))
         if not splits.train:
             raise InputError(f"{source}: no train file (train.jsonl, train.conll, ...).")
+        if not splits.valid:
+            train, splits.train = splits.train, []
+            for item in train:
+                (splits.valid if hash_fraction(key(item)) < valid_fraction else splits.train).append(item)
         return splits
     for path in files:
         for item in load(path):

@@ -6,9 +6,10 @@ Which loader a task reads with is its row's choice (tasks/table.py)."""
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from lmforge.errors import InputError
 from lmforge.tasks.data import Example, read_conll, read_records, to_example
 from lmforge.tasks.qa import read_qa
 from lmforge.tasks.segment import to_bmes
@@ -28,15 +29,32 @@ class TaskFields:
     """qa: tokens between the starts of a long context's windows."""
     chunks: int = 1
     """classify: windows of max_len tokens read from a long text (1: cut it)."""
+    skip_bad_records: bool = False
+    """records without the text or label field are skipped, counted and reported instead of stopping."""
 
     def describe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "skip_bad_records"}
+
+    def overridden(self, **values) -> TaskFields:
+        """These fields with the ones given (not None) replaced: eval and predict read a file whose
+        fields are named otherwise than the training data's."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
 def example_loader(fields: TaskFields, need_label: bool = True):
     def load(path: Path):
+        skipped: list[str] = []
         for record, where in read_records(path):
-            yield to_example(record, where, fields.text_field, fields.label_field, fields.text2_field, need_label)
+            try:
+                yield to_example(record, where, fields.text_field, fields.label_field, fields.text2_field, need_label)
+            except InputError as error:
+                if not fields.skip_bad_records:
+                    raise InputError(f"{error} Or pass --skip-bad-records to skip and count such records.") \
+                        from None
+                skipped.append(where)
+        if skipped:
+            print(f"lmforge: warning: {path}: skipped {len(skipped)} records without the text or label field "
+                  f"(first: {skipped[0]})", file=sys.stderr)
     return load
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from lmforge.data.documents import UNSPACED_CHARS
 from lmforge.errors import InputError
 from lmforge.tokenization.byte_level import bytes_to_unicode
 from lmforge.tokenization.specials import UNK, special_tokens
@@ -92,11 +93,15 @@ def train_char(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 def train_word(texts: Iterable[str], vocab_size: int, lowercase: bool = True) -> Tokenizer:
     """Whole words and punctuation marks (BERT's pre-tokenizer split), the most frequent first; the rest
     are <|unk|>. For bag-of-words models and word vectors, where a word is the unit; lower-cased by
-    default, as bag-of-words features usually are (tagging keeps case: capitals mark proper nouns)."""
+    default, as bag-of-words features usually are (tagging keeps case: capitals mark proper nouns).
+    Each character of an unspaced script (Han, kana, Thai, ...) is a word of its own, as the n-gram word
+    splitter has it: the BERT split alone makes a whole unspaced clause one word, which a classifier can
+    only memorise (a model's token n-grams then play the part of TF-IDF's character n-grams)."""
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     tokenizer.normalizer = normalizers.Sequence(steps)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(f"[{UNSPACED_CHARS}]"), behavior="isolated"), pre_tokenizers.BertPreTokenizer()])
     trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special_tokens("word"),
                                         show_progress=_SHOW_PROGRESS)
     tokenizer.train_from_iterator(texts, trainer=trainer)

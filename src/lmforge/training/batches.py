@@ -66,13 +66,27 @@ def _check_length(tokens: np.ndarray, needed: int, source: str) -> None:
 
 
 def eval_windows(tokens: np.ndarray, seq_len: int, max_windows: int | None, stride: int | None = None) -> np.ndarray:
-    """Windows from the start of the split: non-overlapping (the fixed slice every eval uses), or every
+    """Windows from the start of the split: non-overlapping (what `lmforge eval` scores), or every
     `stride` tokens for sliding-window evaluation."""
     stride = stride or seq_len
     count = (len(tokens) - 1) // seq_len if stride == seq_len else max(0, (len(tokens) - 1 - seq_len) // stride + 1)
     if max_windows is not None:
         count = min(count, max_windows)
     return np.arange(count) * stride
+
+
+def spread_windows(tokens: np.ndarray, seq_len: int, max_windows: int, runs: int = 8) -> np.ndarray:
+    """The validation sample every eval during training reads: `max_windows` non-overlapping windows in
+    `runs` contiguous runs spread evenly over the whole split (the first windows alone are one document or
+    two, whose loss can sit far from the split's). Runs keep a recurrent model's state flowing between
+    neighbouring windows; with room for all windows this is every window."""
+    count = (len(tokens) - 1) // seq_len
+    if count <= max_windows:
+        return np.arange(count) * seq_len
+    runs = max(1, min(runs, max_windows))
+    lengths = np.full(runs, max_windows // runs) + (np.arange(runs) < max_windows % runs)
+    firsts = np.linspace(0, count - lengths[-1], runs).astype(np.int64)   # the last run ends at the split's end
+    return np.concatenate([np.arange(first, first + n) for first, n in zip(firsts, lengths)]) * seq_len
 
 
 class WindowSampler:

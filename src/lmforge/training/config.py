@@ -49,10 +49,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Clip the global gradient norm to this value (0 disables)."""
     eval_every: int | None = None
-    """Evaluate on the fixed validation slice every this many steps (and at the end); None means ten
-    times per run (every tenth of --max-steps, or of --max-time)."""
+    """Evaluate on the validation sample (eval_windows spread over the split) every this many steps (and at
+    the end); None means ten times per run (every tenth of --max-steps, or of --max-time)."""
     eval_windows: int = 64
-    """Validation windows (of seq_len tokens) in the fixed slice."""
+    """Validation windows (of seq_len tokens) each eval during training reads, spread over the split
+    (`lmforge eval` reads the whole split)."""
     checkpoint_every: int = 500
     """Save a resumable checkpoint every this many steps (and at the end, and on Ctrl-C)."""
     checkpoint_minutes: float | None = 10.0

@@ -4,8 +4,10 @@ the clock and schedule, logging, evaluation, checkpoints and resume."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -15,9 +17,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lmforge.artifacts import load_weights, save_weights
+from lmforge.artifacts import atomic_write_text, load_weights, save_weights
 from lmforge.devices import autocast, autocast_dtype, pick_device
 from lmforge.errors import InputError, TrainingDiverged, TrainingInterrupted
+from lmforge.runs import INTERRUPTED
 from lmforge.training import distributed
 from lmforge.training.batches import to_device
 from lmforge.training.checkpoint import latest_checkpoint, load_carried, load_checkpoint, save_checkpoint
@@ -42,6 +45,9 @@ class TrainSetup:
     resume: bool = False
     sample_text: Callable[[torch.nn.Module], str] | None = None
     """Text from the model for --sample-every (given by the caller: training does not generate)."""
+    resume_command: str | None = "lmforge train --resume"
+    """What an interrupted run is continued with (the run directory follows); None: it cannot be, and is
+    run again with --overwrite."""
 
 
 def _set_threads(config: TrainConfig, info: distributed.DistInfo) -> None:
@@ -96,9 +102,23 @@ class BestScore:
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience
 
-    def install(self) -> None:
+    def install(self, keep: bool = False) -> None:
+        """The best weights become model.safetensors; `keep` (an interrupted run) leaves a copy for the
+        resumed run to compare against."""
         if self.info.is_main and self.path.exists():
-            os.replace(self.path, self.path.with_name("model.safetensors"))
+            if keep:
+                shutil.copyfile(self.path, self.path.with_name(".model.safetensors.tmp"))
+                os.replace(self.path.with_name(".model.safetensors.tmp"), self.path.with_name("model.safetensors"))
+            else:
+                os.replace(self.path, self.path.with_name("model.safetensors"))
+
+    def state(self) -> dict:
+        return {} if self.score is None else {"best": {"score": self.score, "step": self.step, "stale": self.stale}}
+
+    def restore(self, state: dict) -> None:
+        best = state.get("best")
+        if best and self.path.exists():   # the weights of that score are still in best.safetensors
+            self.score, self.step, self.stale = best["score"], best["step"], best["stale"]
 
 
 @dataclass
@@ -144,6 +164,7 @@ class Session:
         self.metrics = MetricsLog(setup.run_dir, resume_step=self.step if setup.resume else None,
                                   tensorboard=c.log == "tensorboard") if self.info.is_main else None
         self.best = BestScore(setup.run_dir, self.spec.patience, self.info)
+        self.best.restore(state)
         self.nan_streak, self.last_loss, self.val_loss = 0, float("nan"), None
 
     def _restore(self) -> dict:
@@ -257,7 +278,7 @@ class Session:
                 optim_state["cuda_rng"] = torch.cuda.get_rng_state_all()
             save_checkpoint(self.setup.run_dir / "checkpoints", self.step, self.model, optim_state,
                             {"step": self.step, "train_time": self.train_time, "seed": self.config.seed,
-                             "tokens": self.tokens}, self.config.keep_checkpoints, carried)
+                             "tokens": self.tokens, **self.best.state()}, self.config.keep_checkpoints, carried)
             save_weights(self.model, self.setup.run_dir / "model.safetensors")
         distributed.barrier(self.info)
 
@@ -314,10 +335,20 @@ def train(setup: TrainSetup) -> dict:
             session.metrics.close()
     if not (setup.run_dir / "model.safetensors").exists():
         session.checkpoint()
-    session.best.install()
+    session.best.install(keep=interrupted)
     distributed.shutdown(session.info)
     if interrupted:
+        continuation = f"`{setup.resume_command} {setup.run_dir}`" if setup.resume_command else \
+            "its command again with --overwrite (this kind of run does not resume)"
+        if session.info.is_main:
+            mark_interrupted(setup.run_dir, session.step, continuation.strip("`"))
         raise TrainingInterrupted(f"interrupted at step {session.step}: checkpoint written to "
                                   f"{latest_checkpoint(setup.run_dir / 'checkpoints')}; continue with "
-                                  f"`lmforge train --resume {setup.run_dir}`.")
+                                  f"{continuation}.")
+    if session.info.is_main:
+        (setup.run_dir / INTERRUPTED).unlink(missing_ok=True)
     return session.summary()
+
+
+def mark_interrupted(run_dir: Path, step: int, continuation: str) -> None:
+    atomic_write_text(Path(run_dir) / INTERRUPTED, json.dumps({"step": step, "resume": continuation}) + "\n")

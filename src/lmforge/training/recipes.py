@@ -18,7 +18,7 @@ from lmforge.evaluation.masked import MaskedSums, masked_sums
 from lmforge.evaluation.perplexity import NLLSums, nll_sums, stream_nll_sums
 from lmforge.tokenization.tokenizer import Tokenizer
 from lmforge.training import distributed
-from lmforge.training.batches import StreamSampler, WindowSampler, eval_windows
+from lmforge.training.batches import StreamSampler, WindowSampler, spread_windows
 from lmforge.training.masked_lm import MaskedLMConfig, MaskedWindowSampler, masked_eval_batches, masking_rule
 from lmforge.training.objectives import OBJECTIVES
 from lmforge.training.seq2seq import Seq2SeqConfig
@@ -147,7 +147,8 @@ def recipe_for(family: str, objective: str | None = None) -> Recipe:
 
 
 class WindowValidation:
-    """The fixed validation slice, split into contiguous runs across ranks, scored by the recipe."""
+    """The validation sample (windows spread over the split), split into contiguous runs across ranks,
+    scored by the recipe."""
 
     def __init__(self, tokens: np.ndarray | None, recipe: Recipe, data: DataContext, loop: LoopContext):
         self.tokens, self.recipe, self.data, self.loop = tokens, recipe, data, loop
@@ -158,7 +159,7 @@ class WindowValidation:
                       f"{window + 1}; training without validation", file=sys.stderr)
             self.tokens = None
         if self.tokens is not None:
-            starts = eval_windows(self.tokens, window, loop.eval_windows)
+            starts = spread_windows(self.tokens, window, loop.eval_windows)
             self.starts = np.array_split(starts, loop.info.world_size)[loop.info.rank]
 
     def evaluate(self, model) -> dict | None:
@@ -172,8 +173,8 @@ class WindowValidation:
 
 def lm_spec(recipe: Recipe, train_tokens: np.ndarray, val_tokens: np.ndarray | None, tokenizer: Tokenizer,
             seq_len: int, options=None, source: str = "") -> TrainSpec:
-    """The TrainSpec of a language-model run: windows (or streams) of the train split, the fixed validation
-    slice of the val split."""
+    """The TrainSpec of a language-model run: windows (or streams) of the train split, the validation
+    sample of the val split."""
     def data(loop: LoopContext) -> DataContext:
         return DataContext(seq_len, loop.batch_size, loop.grad_accum, loop.seed, tokenizer,
                            options or MaskedLMConfig(), loop.info.rank, loop.info.world_size, source)

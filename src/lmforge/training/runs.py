@@ -99,6 +99,10 @@ def train_on_shards(run_dir: Path, recipe: Recipe, model_config, train_config: T
     `sample_text(model) -> str` gives the text --sample-every prints (the train command passes one)."""
     torch.manual_seed(train_config.seed)  # the model's initial weights depend on the seed alone
     val = meta.tokens("val") if meta.splits.get("val", {}).get("tokens", 0) > 0 else None
+    if val is None and int(os.environ.get("RANK", "0")) == 0 and not resume:
+        print(f"lmforge: warning: {meta.directory} has no val split: training runs without validation (no val "
+              "loss, no best checkpoint); prepare with --val-fraction, or --doc-split line for a one-sentence-a-"
+              "line file", file=sys.stderr)
     model = MODELS[recipe.family].module_cls(model_config)
     if train_config.init_embeddings and not resume:   # a resumed run has the (trained) rows in its checkpoint
         report = init_embeddings(model, [tokenizer.hf.id_to_token(i) or "" for i in range(tokenizer.vocab_size)],
