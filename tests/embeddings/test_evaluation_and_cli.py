@@ -89,8 +89,9 @@ def test_cli_train_eval_neighbours_export_plot(cli, text, tmp_path):
     result = cli("embed", "eval", run, "--similarity", sim, "--analogies", questions, "--json").json()
     assert result["sim"]["pairs"] == 4 and result["sim"]["oov_pairs"] == 1 and result["sim"]["spearman"] > 0.85
     assert result["analogy"]["oov_questions"] == 1
-    near = cli("embed", "neighbours", run, "a1", "nope", "--top", "5", "--json").json()
-    assert near["nope"] is None and sum(n["word"].startswith("a") for n in near["a1"]) >= 4
+    assert_input_error(cli("embed", "neighbours", run, "a1", "nope", "--top", "5", "--json"), "nope")
+    near = cli("embed", "neighbours", run, "a1", "--top", "5", "--json").json()
+    assert sum(n["word"].startswith("a") for n in near["a1"]) >= 4
     assert cli("embed", "export", run, "--format", "word2vec-binary", "--out", tmp_path / "v.bin").code == 0
     assert read_vectors(tmp_path / "v.bin").words == read_vectors(run).words
     words = tmp_path / "words.txt"

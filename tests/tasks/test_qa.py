@@ -132,3 +132,67 @@ def test_the_overlap_baseline_finds_an_answer_that_holds_the_question_s_words(cl
     assert result.json()["valid"] == {"split": "valid", "data": str(folder), "examples": 10, "exact_match": 1.0,
                                       "f1": 1.0}
 
+
+
+def faq(n: int, seed: int) -> list[dict]:
+    """FAQ-like records: the context is several paragraphs, the answer one whole paragraph (longer than a
+    window); the question shares a topic word with it."""
+    rng = random.Random(seed)
+    topics = ["zephyr", "quasar", "nebula", "comet", "pulsar", "aurora", "meteor", "galaxy"]
+    out = []
+    for i in range(n):
+        chosen = rng.sample(topics, 4)
+        blocks = [f"{topic} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 50))) + "."
+                  for topic in chosen]
+        context = "\n\n".join(blocks)
+        k = rng.randrange(4)
+        out.append({"id": str(i), "question": f"tell me about {chosen[k]}?", "context": context, "answer": blocks[k],
+                    "answer_start": context.index(blocks[k])})
+    return out
+
+
+def test_paragraph_windows_point_at_the_answer_paragraph(prepared):
+    from lmforge.tasks.qa import answers_are_paragraphs, paragraphs, resolve_unit
+
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    records = faq(4, 0)
+    examples = [QAExample(r["question"], r["context"], r["answer"], r["answer_start"]) for r in records]
+    assert [examples[0].context[a:b] for a, b in paragraphs(examples[0].context)] == \
+        examples[0].context.split("\n\n")
+    assert answers_are_paragraphs(examples) == 1.0 and resolve_unit("auto", examples) == "paragraph"
+    assert resolve_unit("auto", [QAExample(r["question"], r["context"], r["answer"], r["answer_start"])
+                                 for r in planted(4, 0)]) == "span"
+    windows = windows_of(examples, tokenizer, 32, 16, unit="paragraph")
+    assert len(windows) == 16 and all(len(w.ids) <= 32 for w in windows)
+    assert [sum(w.start > 0 for w in windows if w.example == n) for n in range(4)] == [1, 1, 1, 1]
+    logits = []   # the answer paragraph's window scores its span above its [CLS]; the others do not
+    for w in windows:
+        row = np.zeros((len(w.ids), 2))
+        row[0] = 3.0
+        if w.start > 0:
+            row[w.start, 0], row[w.end, 1] = 5.0, 5.0
+        logits.append(row)
+    assert answers(examples, windows, logits, 512) == [e.answer for e in examples]   # whole, past the window
+
+
+def test_paragraph_qa_end_to_end(cli, tmp_path):
+    """auto picks the paragraph unit for passage answers: the overlap baseline then finds every planted
+    answer (the sliding window cannot), and a bilstm trains on paragraph windows and answers whole paragraphs."""
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    records = {"train": faq(120, 0), "valid": faq(30, 1)}
+    for split, rows in records.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    window = cli("finetune", "--task", "qa", "--model", "overlap", "--qa-unit", "span", "--data", folder, "--out",
+                 tmp_path / "window", "--json").json()["valid"]
+    paragraph = cli("finetune", "--task", "qa", "--model", "overlap", "--data", folder, "--out",
+                    tmp_path / "paragraph", "--json").json()["valid"]
+    assert paragraph["exact_match"] == 1.0 and window["f1"] < 0.9
+    out = cli("finetune", "--task", "qa", "--model", "bilstm", "--data", folder, "--epochs", "2", "--batch-size",
+              "16", "--lr", "5e-3", "--threads", "1", "--max-len", "48", "--out", tmp_path / "bilstm", "--json")
+    assert out.code == 0, out.err
+    assert 'qa_unit = "paragraph"' in (tmp_path / "bilstm" / "config.toml").read_text()
+    (tmp_path / "ask.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records["valid"][:5]))
+    predicted = cli("predict", "--run", tmp_path / "bilstm", "--input", tmp_path / "ask.jsonl", "--json").json()
+    for record, p in zip(records["valid"], predicted["predictions"]):
+        assert p["answer"] in record["context"].split("\n\n")   # a whole paragraph, never a cut window

@@ -127,10 +127,13 @@ def _unigram(tokenizer, text: str) -> list[int]:
 
 
 def _words(tokenizer, text: str) -> list[int]:
+    """Each Han/kana character a word of its own (spaces put round it), then BERT's split."""
+    import re
     import unicodedata
 
     vocab = tokenizer.hf.get_vocab()
-    return [vocab.get(w, tokenizer.unk_id) for w in _bert_words(unicodedata.normalize("NFKC", text).lower())]
+    spaced = re.sub(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff])", r" \1 ", unicodedata.normalize("NFKC", text))
+    return [vocab.get(w, tokenizer.unk_id) for w in _bert_words(spaced.lower())]
 
 
 @pytest.mark.parametrize("kind, reference", [("wordpiece", _wordpiece), ("unigram", _unigram), ("word", _words)])

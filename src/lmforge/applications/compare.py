@@ -98,5 +98,5 @@ def plot(rows: list[dict], out: Path) -> None:
         ax.set_ylabel("loss (bits/byte; masked LM: nats/token)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("train (thin) and validation (dots) loss")
+    fig.suptitle("train (thin) and validation (dots: the sample read during training) loss; the table: the whole split")
     save_figure(fig, out)

@@ -135,6 +135,10 @@ def evaluate_lm(run: Run, c: EvalConfig) -> dict:
                                meta.bytes_per_token(c.split), bar.update)
     result = {**sums.report(), "family": run.family, "objective": recipe.objective, "split": c.split,
               "shards": str(meta.directory), "run": str(run.path)}
+    if tokenizer.unk_id is not None:   # <|unk|> targets price a rare character or word as one token, as an
+        # n-gram model's OOVs are: compare marks both alike
+        targets = np.concatenate([tokens[s + 1:s + 1 + window] for s in starts]) if len(starts) else tokens[:0]
+        result["oov_tokens"] = int((np.asarray(targets) == tokenizer.unk_id).sum())
     if masked and c.pppl_windows > 0:
         result.update(_pseudo_perplexity(model, tokens, starts[:c.pppl_windows], window, tokenizer, device))
     has_train = bool(meta.splits.get("train", {}).get("tokens"))
@@ -211,7 +215,8 @@ def evaluate_task_run(run: Path | Run, data: str | None = None, split: str = "va
         raise InputError(f"{source}: no {split} examples to evaluate; pass --data FILE.")
     outputs = task_outputs(task_run, items, device)
     split = Path(source).name if whole_file else split
-    report = task.report(items, outputs, task_run.labels, task_run.multi_label,
+    extra = {"thresholds": task_run.thresholds} if task_run.multi_label else {}
+    report = task.report(items, outputs, task_run.labels, task_run.multi_label, **extra,
                          plot_to=task_run.run.path / f"confusion_{split}.png", slice_field=slice_field,
                          positive=positive)
     return {"split": split, "data": str(source), **report}

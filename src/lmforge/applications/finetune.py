@@ -6,6 +6,7 @@ everything that depends on the task; this file orchestrates. A notebook calls `f
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
@@ -63,6 +64,9 @@ class FinetuneConfig:
     """chat: a system message put before every conversation"""
     qa_stride: int = 64
     """qa: tokens between a long context's windows"""
+    qa_unit: str = field(default="auto", metadata={"choices": ("auto", "span", "paragraph")})
+    """qa: span (answers inside sliding windows), paragraph (answers are whole paragraphs, ranked), auto (paragraph
+    when most training answers are whole paragraphs)"""
     chunks: int = 1
     """classify: read up to this many windows of --max-len tokens of a long text (evenly spread); each is trained
     with the text's label, a prediction averages their logits (1: a long text is cut)"""
@@ -87,13 +91,17 @@ class FinetuneConfig:
     max_len: int | None = None
     """tokens per example, longer ones are cut (None: 128; fasttext 1024)"""
     epochs: float | None = None
-    """passes over the training set (None: 3; fasttext 10, bilstm/bigru 6)"""
+    """passes over the training set (None: 3; fasttext 10, bilstm/bigru 6, tagging with them 3)"""
     max_time: float | None = None
     """seconds of training instead of --epochs"""
+    pretrain_time: float | None = None
+    """first continue pretraining the backbone this many seconds on the task's training texts (its own LM objective:
+    masked LM for bert, causal LM for gpt/lstm/gru/rnn), then fine-tune"""
     batch_size: int | None = None
-    """examples per step (None: 32; chat: 8 windows of --max-len tokens)"""
+    """examples per step (None: 32; tagging with bilstm/bigru 64; chat: 8 windows of --max-len tokens)"""
     lr: float | None = None
-    """peak learning rate (AdamW, 10% warm-up, cosine; None: 5e-4; fasttext 1e-2, bilstm/bigru 2e-3)"""
+    """peak learning rate (AdamW, 10% warm-up, cosine; None: 5e-4; fasttext 1e-2, bilstm/bigru 2e-3, tagging with
+    them 3e-3)"""
     pooling: str | None = field(default=None, metadata={"choices": POOLINGS})
     """classify: None means cls for encoders, max for bilstm/bigru, mean for fasttext, last otherwise"""
     dropout: float | None = None
@@ -140,6 +148,8 @@ class FinetuneConfig:
         if (self.epochs is not None and self.epochs <= 0) or (self.lr is not None and self.lr <= 0) \
                 or not 0 < self.valid_fraction < 1:
             raise ValueError("--epochs and --lr must be positive and --valid-fraction in (0, 1).")
+        if self.pretrain_time is not None and self.pretrain_time <= 0:
+            raise ValueError(f"--pretrain-time must be positive, got {self.pretrain_time}.")
         if self.qa_stride <= 0 or self.chunks <= 0:
             raise ValueError(f"--qa-stride and --chunks must be positive, got {self.qa_stride} and {self.chunks}.")
         if not 0 < self.train_fraction <= 1:
@@ -151,7 +161,8 @@ class FinetuneConfig:
     def fields(self) -> TaskFields:
         """How the task reads its data: the [task] section of the run."""
         return TaskFields(self.task, self.text_field, self.text2_field, self.label_field, self.valid_fraction,
-                          self.joint_pos, self.qa_stride, self.chunks, self.skip_bad_records)
+                          self.joint_pos, self.qa_stride, self.chunks, qa_unit=self.qa_unit,
+                          skip_bad_records=self.skip_bad_records)
 
 
 @dataclass
@@ -170,13 +181,18 @@ FAMILY_DEFAULTS = {"fasttext": dict(epochs=10.0, lr=1e-2, dropout=0.0, max_len=1
                    "bilstm": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128, batch_size=32),
                    "bigru": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128, batch_size=32)}
 GENERAL_DEFAULTS = dict(epochs=3.0, lr=5e-4, dropout=0.1, max_len=128, batch_size=32)
+# tagging with a bidirectional body: 3 epochs of 64 sentences at 3e-3 with model dropout 0.2 reached 95.1% on
+# Brown POS valid in under 5 minutes on 2 cores (6 epochs of 32 at 2e-3, dropout 0.3: 94.9% after 8 minutes)
+TASK_FAMILY_DEFAULTS = {("tag", body): dict(epochs=3.0, lr=3e-3, batch_size=64) for body in ("bilstm", "bigru")}
+TASK_MODEL_DEFAULTS = {("tag", body): dict(dropout=0.2) for body in ("bilstm", "bigru")}
 BIDIRECTIONAL = ("bilstm", "bigru")
 WORD_VOCABULARY = 50_000   # words kept by the word tokenizer a task body trains when given none
+WORDPIECE_VOCABULARY = 16_000   # tagging: frequent words whole, the rest in pieces (measured on Brown POS)
 
 
 def _settings(c: FinetuneConfig, family: str) -> FinetuneConfig:
     """The config with the family's defaults where none was given."""
-    defaults = FAMILY_DEFAULTS.get(family, GENERAL_DEFAULTS)
+    defaults = {**FAMILY_DEFAULTS.get(family, GENERAL_DEFAULTS), **TASK_FAMILY_DEFAULTS.get((c.task, family), {})}
     return replace(c, **{name: value for name, value in defaults.items() if getattr(c, name) is None})
 
 
@@ -201,13 +217,16 @@ def _number(value: str):
 
 
 def _word_tokenizer(c: FinetuneConfig, task: Task, train_items) -> Tokenizer:
-    """A word tokenizer trained on the training texts, written into the run (a task body's default)."""
-    from lmforge.tokenization.training import train_word
+    """A tokenizer of the task's kind (task.word_tokenizer: words, or WordPiece for tagging) trained on the
+    training texts and written into the run (a task body's default)."""
+    from lmforge.tokenization.training import train_word, train_wordpiece
 
     out = Path(c.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_word(task.word_texts(train_items), WORD_VOCABULARY, lowercase=task.lowercase_words) \
-        .save(str(out / "tokenizer.json"))
+    texts = task.word_texts(train_items)
+    trained = train_wordpiece(texts, WORDPIECE_VOCABULARY) if task.word_tokenizer == "wordpiece" else \
+        train_word(texts, WORD_VOCABULARY, lowercase=task.lowercase_words)
+    trained.save(str(out / "tokenizer.json"))
     return Tokenizer(out / "tokenizer.json")
 
 
@@ -229,7 +248,8 @@ def _backbone(c: FinetuneConfig, task: Task, train_items, resume: bool = False):
         Tokenizer(Path(c.out) / "tokenizer.json") if resume else _word_tokenizer(c, task, train_items)
     if c.preset not in spec.presets:
         raise InputError(f"--preset {c.preset}: {c.model} presets are {', '.join(spec.presets)}.")
-    config = build_config(spec.config_cls, spec.presets[c.preset], model_args(c.model_args),
+    config = build_config(spec.config_cls, spec.presets[c.preset], TASK_MODEL_DEFAULTS.get((c.task, c.model), {}),
+                          _unspaced_defaults(c.model, task, train_items), model_args(c.model_args),
                           {"vocab_size": tokenizer.vocab_size}, spec.fixed, source="--model-args")
     torch.manual_seed(c.seed)
     model = spec.module_cls(config)
@@ -244,6 +264,22 @@ def _backbone(c: FinetuneConfig, task: Task, train_items, resume: bool = False):
         if c.freeze_embeddings:
             freeze_embedding(model)
     return model, tokenizer, c.model, asdict(config), c.preset
+
+
+UNSPACED_NGRAMS = 3   # fasttext on unspaced text: its tokens are characters, so n-grams up to 3 characters
+
+
+def _unspaced_defaults(family: str, task: Task, train_items) -> dict:
+    """Model settings for text mostly in an unspaced script (Chinese, Japanese, Thai), where the word
+    tokenizer's tokens are single characters: fasttext then embeds token n-grams up to 3 (a word of two or
+    three characters), as TF-IDF's character n-grams read them (below --model-args)."""
+    from lmforge.data.documents import UNSPACED_CHARS
+
+    if family != "fasttext" or task.word_tokenizer != "word":
+        return {}
+    sample = "".join(task.word_texts(train_items[:2000]))
+    unspaced = len(re.findall(f"[{UNSPACED_CHARS}]", sample))
+    return {"ngrams": UNSPACED_NGRAMS} if unspaced > 0.5 * max(len(re.sub(r"\s", "", sample)), 1) else {}
 
 
 def _class_weights(train_labels, n: int, how: str, multi_label: bool, per_token: bool) -> torch.Tensor:
@@ -270,6 +306,10 @@ def finetune(c: FinetuneConfig, resume: bool = False) -> dict:
         raise InputError(f"{c.data}: no training examples.")
     if c.overwrite and not resume:   # the data is readable: now the old run goes, every file of it
         clear_run(out)
+    if c.task == "qa" and c.qa_unit == "auto":   # recorded as chosen, so eval and predict read alike
+        from lmforge.tasks.qa import resolve_unit
+
+        c = replace(c, qa_unit=resolve_unit(c.qa_unit, splits.train))
     splits.train = _shrink_and_augment(splits.train, c, task)
     multi_label, labels = task.multi_label(splits.train), task.labels(splits.train)
     if c.model in BASELINES:
@@ -280,6 +320,12 @@ def finetune(c: FinetuneConfig, resume: bool = False) -> dict:
     if task.needs_bidirectional and not (encoder or family in BIDIRECTIONAL):
         raise InputError(f"--task {task.name} reads [CLS] question [SEP] context [SEP] in both directions: it needs "
                          f"an encoder backbone (bert, or bilstm/bigru from scratch), not {family}.")
+    adapted = None
+    if c.pretrain_time and not resume:   # the resumed run's checkpoint holds the adapted weights
+        from lmforge.applications.adapt import adapt_backbone
+
+        adapted = adapt_backbone(backbone, family, preset, tokenizer, task.word_texts(splits.train), out,
+                                 c.pretrain_time, c.seed, c.threads, c.device)
     max_len = min(c.max_len, model_section.get("max_seq_len") or c.max_len)
     head = TaskHeadConfig(task.head, len(labels.names), c.pooling or DEFAULT_POOLING[family], c.dropout, multi_label)
     encoded, notes = {}, {}
@@ -307,8 +353,23 @@ def finetune(c: FinetuneConfig, resume: bool = False) -> dict:
               "train_seconds": summary["train_time"], "seconds": time.perf_counter() - start,
               "steps": summary["steps"],
               "examples_per_s": summary["steps"] * c.batch_size / max(summary["train_time"], 1e-9),
-              "best_val_score": summary["best_val_score"], "best_step": summary["best_step"], "notes": notes}
-    return _report_splits(out, c.data, splits, result)
+              "best_val_score": summary["best_val_score"], "best_step": summary["best_step"], "notes": notes,
+              "pretrain": adapted}
+    return _report_splits(out, c.data, splits, result, multi_label)
+
+
+def _fit_thresholds(out: Path, valid: list) -> dict:
+    """Multi-label: each label's threshold, chosen to maximise its F1 on the validation split (predict and
+    eval read them from thresholds.json)."""
+    from lmforge.inference.tasks import load_task_run, task_outputs
+    from lmforge.tasks.multilabel import choose_thresholds, save_thresholds
+
+    task_run = load_task_run(out, verb="finetune")
+    probabilities = np.stack(task_outputs(task_run, valid))
+    gold, _ = task_run.labels.multi_hot([e.label if isinstance(e.label, list) else [e.label] for e in valid])
+    thresholds = choose_thresholds(probabilities, gold)
+    save_thresholds(out, task_run.labels.names, thresholds)
+    return dict(zip(task_run.labels.names, thresholds.tolist()))
 
 
 def resume_finetune(run_dir: Path, threads: int | None = None) -> dict:
@@ -330,7 +391,9 @@ def resume_finetune(run_dir: Path, threads: int | None = None) -> dict:
     return finetune(c, resume=True)
 
 
-def _report_splits(out: Path, data: str, splits, result: dict) -> dict:
+def _report_splits(out: Path, data: str, splits, result: dict, multi_label: bool = False) -> dict:
+    if multi_label and splits.valid:
+        result["thresholds"] = _fit_thresholds(out, splits.valid)
     for split in ("valid", "test"):
         items = getattr(splits, split)
         if items:
@@ -421,10 +484,11 @@ def _invocation(c: FinetuneConfig) -> dict:
 
 def _baseline(c: FinetuneConfig, task: Task, splits, labels: Labels, multi_label: bool) -> dict:
     out = Path(c.out)
-    if multi_label:
-        raise InputError(f"--model {c.model}: multi-label data needs a neural model (the baselines are single-label).")
+    if multi_label and c.model not in ("tfidf-logreg", "tfidf-svm"):
+        raise InputError(f"--model {c.model}: multi-label data needs a neural model or tfidf-logreg/tfidf-svm.")
     start = time.perf_counter()
-    model = fit_baseline(c.model, task.name, splits.train, labels, c.class_weights == "balanced", c.seed)
+    model = fit_baseline(c.model, task.name, splits.train, labels, c.class_weights == "balanced", c.seed, multi_label,
+                         c.qa_unit)
     seconds = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     model.save(out)
@@ -434,4 +498,4 @@ def _baseline(c: FinetuneConfig, task: Task, splits, labels: Labels, multi_label
     atomic_write_text(out / "metrics.jsonl", json.dumps({"step": 0, "train_time": seconds}) + "\n")
     result = {"out": str(out), "task": task.name, "family": c.model, "labels": labels.names, "train_seconds": seconds,
               "examples": {split: len(items) for split, items in splits}}
-    return _report_splits(out, c.data, splits, result)
+    return _report_splits(out, c.data, splits, result, multi_label)

@@ -37,11 +37,14 @@ def _table(rows: list[dict]) -> str:
         bpb += "*" if r.get("oov_tokens") else ""
         lines.append(f"{Path(r['run']).name[:24]:<24} {r['family']:<6} {r['params'] / 1e6:>8.2f}M {r['steps']:>7} "
                      f"{r['tokens_per_s']:>10,.0f} {r['train_time']:>7.0f} {r['val_loss']:>9.4f} {bpb:>9}")
+    lines.append("val loss and bits/byte: the whole val split, as `lmforge eval` reads it (the curves' dots are the "
+                 "sample read during training)")
     # a word model prices an out-of-vocabulary word as <unk>, not its bytes: not a code length, no winner
     best = [r for r in rows if r["bits_per_byte"] is not None and not r.get("oov_tokens")]
     if any(r.get("oov_tokens") for r in rows):
-        lines.append("* has out-of-vocabulary words scored as <unk>: its bits/byte are a bound below the true cost "
-                     "(use a byte-level tokenizer, ngram train --tokenizer, for a comparable figure)")
+        lines.append("* has out-of-vocabulary words or characters scored as <unk>: its bits/byte are a bound below "
+                     "the true cost; a byte-level tokenizer (lmforge tokenizer train --kind byte or bpe) has none, "
+                     "for n-gram and neural runs alike")
     if len(best) > 1:
         best.sort(key=lambda r: r["bits_per_byte"])
         lines.append(f"best: {Path(best[0]['run']).name} at {best[0]['bits_per_byte']:.4f} bits/byte, "

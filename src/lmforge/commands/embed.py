@@ -83,7 +83,8 @@ def _train(c: EmbedTrainConfig, as_json: bool) -> int:
     result = train_embeddings(c)
     speed = f", {result['words_per_s']:,.0f} words/s" if "words_per_s" in result else \
         f", {result['nonzero']:,} co-occurrences, final cost {result['costs'][-1]:.4f}"
-    print(f"embed: {result['method']} on {result['kept_words']:,} words ({result['vocab_size']:,} in the vocabulary)"
+    print(f"embed: {result['method']} on {result['kept_words']:,} words ({result['vocab_size']:,} in the vocabulary), "
+          f"{result['epochs']} epochs"
           f"{speed}, {result['seconds']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB -> {result['out']}",
           file=sys.stderr)
     if as_json:
@@ -124,17 +125,18 @@ def _neighbours(c: NeighboursConfig, as_json: bool) -> int:
     if c.top < 1:
         raise InputError(f"--top must be at least 1, got {c.top}.")
     vectors = _vectors(c.vectors)
-    out = {}
-    for word in c.words:
-        found = neighbours(vectors, word, c.top)
-        out[word] = found
-        if found is None:
-            print(f"{word}: not in the vocabulary", file=sys.stderr)
-        elif not as_json:
-            print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in found))
+    out = {word: neighbours(vectors, word, c.top) for word in c.words}
+    unknown = [word for word, found in out.items() if found is None]
+    if unknown:   # checked before anything is printed: a typo is an error, not a silent gap
+        known = set(vectors.words)
+        hints = [f"{w} -> {w.lower()}" for w in unknown if w.lower() != w and w.lower() in known]
+        raise InputError(f"{c.vectors}: not in the vocabulary of {len(vectors.words):,} words: {', '.join(unknown)}"
+                         + (f" (try {', '.join(hints)})" if hints else "; check the spelling (and case)") + ".")
     if as_json:
-        print(json.dumps({w: None if n is None else [{"word": x, "cosine": s} for x, s in n] for w, n in out.items()},
-                         ensure_ascii=False))
+        print(json.dumps({w: [{"word": x, "cosine": s} for x, s in n] for w, n in out.items()}, ensure_ascii=False))
+        return 0
+    for word, found in out.items():
+        print(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in found))
     return 0
 
 

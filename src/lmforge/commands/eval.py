@@ -52,7 +52,8 @@ def summary_line(result: dict) -> str:
     baseline = (f" (unigram baseline {result['unigram_bits_per_byte']:.4f})"
                 if result.get("unigram_bits_per_byte") is not None else "")
     oov = (f" ({result['perplexity_excluding_oov']:.2f} excluding {result['oov_tokens']:,} OOV)"
-           if result.get("oov_tokens") else "")
+           if result.get("oov_tokens") and "perplexity_excluding_oov" in result else
+           f" ({result['oov_tokens']:,} <|unk|> tokens)" if result.get("oov_tokens") else "")
     return (f"eval {result['split']}: loss {result['val_loss']:.4f} nats/token, perplexity {result['perplexity']:.2f}"
             f"{oov}, {bpb}{baseline} over {result['tokens']:,} tokens")
 

@@ -38,7 +38,8 @@ class EmbedTrainConfig:
     window: int | None = None
     """context window (None: 5; GloVe 10)"""
     epochs: int | None = None
-    """passes (None: 5; GloVe 25)"""
+    """passes (None: word2vec 5 on 2M words or more, up to 20 on smaller corpora, so a small corpus is read
+    about 10M words' worth (5 passes over 230k words left neighbours degenerate); GloVe 25)"""
     negative: int = 5
     """negative samples per prediction (word2vec)"""
     hs: bool = False
@@ -100,6 +101,15 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise InputError(f"{out}: already holds a run; choose another --out, or pass --overwrite.")
 
 
+WORD2VEC_EPOCHS, WORD2VEC_MAX_EPOCHS, WORDS_READ = 5, 20, 10_000_000
+
+
+def word2vec_epochs(words: int) -> int:
+    """Default passes for a corpus of `words` kept words: 5 (word2vec's and gensim's) once the corpus
+    holds 2M words, more below so that about 10M words are read, at most 20."""
+    return int(min(WORD2VEC_MAX_EPOCHS, max(WORD2VEC_EPOCHS, -(-WORDS_READ // max(words, 1)))))
+
+
 def train_embeddings(c: EmbedTrainConfig) -> dict:
     """Read the corpus, train the vectors, write the embed run (and its metrics.jsonl); the summary."""
     from lmforge.embeddings.glove import GloVeConfig, count_cooccurrence, train_glove
@@ -114,7 +124,7 @@ def train_embeddings(c: EmbedTrainConfig) -> dict:
     with tqdm(desc="reading", unit=" words", unit_scale=True, file=sys.stderr, mininterval=1.0) as bar:
         corpus = encode_corpus(corpus_lines(c.data, "train"), splitter, c.min_count, c.max_vocab, bar.update)
     window = c.window or (10 if glove else 5)
-    epochs = c.epochs or (25 if glove else 5)
+    epochs = c.epochs or (25 if glove else word2vec_epochs(len(corpus.ids)))
     stats: dict = {"words": corpus.raw_words, "kept_words": len(corpus.ids), "vocab_size": len(corpus.words),
                    "sentences": corpus.sentences, "read_seconds": time.perf_counter() - start, "workers": workers}
     if glove:
@@ -148,4 +158,4 @@ def train_embeddings(c: EmbedTrainConfig) -> dict:
     record = {"step": epochs, "tokens": len(corpus.ids) * epochs, "train_time": result["seconds"], **{
         k: v for k, v in stats.items() if k in ("words_per_s", "nonzero")}}
     atomic_write_text(c.out / "metrics.jsonl", json.dumps(record) + "\n")
-    return {"out": str(c.out), "method": c.method, **stats}
+    return {"out": str(c.out), "method": c.method, "epochs": epochs, **stats}

@@ -16,6 +16,7 @@ from lmforge.errors import InputError
 from lmforge.models import MODELS, ModelSpec
 from lmforge.runs import Run, open_run
 from lmforge.tokenization.tokenizer import Tokenizer
+from lmforge.tokenization.words import join_words
 
 
 @dataclass
@@ -125,6 +126,7 @@ def _ngram_decoder(run: Run) -> TextDecoder:
 
     def echo(prompt: str) -> str:
         prefix = text.decode(text.encode(prompt))
-        return prefix + (" " if prefix and spaced else "")
+        # as join_words spaces words: none after a character of an unspaced script (Chinese, Japanese, ...)
+        return prefix + (" " if prefix and spaced and join_words([prefix, "a"]) != prefix + "a" else "")
 
     return TextDecoder(run, NgramDecoder(loaded), text.encode, text.decode, None, echo)

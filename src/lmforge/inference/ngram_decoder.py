@@ -14,6 +14,7 @@ from torch import nn
 
 from lmforge.ngram.counting import BOS_ID, EOS_ID
 from lmforge.ngram.store import NgramRun
+from lmforge.tokenization.words import join_words
 
 
 @dataclass
@@ -110,6 +111,6 @@ class NgramText:
                 line.append(i)
         lines.append(line)
         if tokenizer is None:
-            return "\n".join(" ".join(vocab[i] for i in words) for words in lines)
+            return "\n".join(join_words([vocab[i] for i in words]) for words in lines)
         return "\n".join(tokenizer.decode([self.token_ids[i] for i in words if self.token_ids[i] is not None])
                          for words in lines)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lmforge.artifacts import load_weights
@@ -19,6 +20,7 @@ from lmforge.runs import Run, open_run
 from lmforge.tasks.baselines import load_baseline
 from lmforge.tasks.batches import task_logits
 from lmforge.tasks.encode import Labels
+from lmforge.tasks.multilabel import load_thresholds
 from lmforge.tasks.reading import TaskFields
 from lmforge.tasks.table import TASKS, Task
 from lmforge.tokenization.tokenizer import Tokenizer
@@ -33,6 +35,7 @@ class TaskRun:
     model: object                     # TaskModel or a baseline
     tokenizer: Tokenizer | None
     encoder: bool = False
+    thresholds: np.ndarray | None = None   # multi-label: each label's, chosen on the validation split
 
     @property
     def baseline(self) -> bool:
@@ -44,7 +47,9 @@ class TaskRun:
 
     @property
     def multi_label(self) -> bool:
-        return not self.baseline and self.model.head_config.multi_label
+        if self.baseline:
+            return bool(getattr(self.model, "multi_label", False))
+        return self.model.head_config.multi_label
 
 
 def _fields(run: Run) -> TaskFields:
@@ -60,14 +65,15 @@ def load_task_run(run_dir: Path | Run, device: str | torch.device = "cpu", verb:
     run.require(verb, "task", "baseline")
     run.warn_if_interrupted(verb)
     fields, labels = _fields(run), Labels(run.contract.labels or [])
+    thresholds = load_thresholds(run.path, labels.names)
     if run.contract.kind == "baseline":
-        return TaskRun(run, fields, labels, 0, load_baseline(run.path), None)
+        return TaskRun(run, fields, labels, 0, load_baseline(run.path), None, thresholds=thresholds)
     spec = ALL_MODELS[run.family]
     backbone = spec.module_cls(run.section("model", spec.config_cls, spec.fixed))
     model = TaskModel(backbone, run.section("head", TaskHeadConfig))
     load_weights(model, run.path / "model.safetensors")
     return TaskRun(run, fields, labels, int(run.raw("task")["max_len"]), model.to(device).eval(), Tokenizer(run.path),
-                   spec.kind == "encoder")
+                   spec.kind == "encoder", thresholds)
 
 
 def task_outputs(task_run: TaskRun, items, device="cpu") -> list:
@@ -85,7 +91,8 @@ def task_outputs(task_run: TaskRun, items, device="cpu") -> list:
 def predict(task_run: TaskRun, items, device: str = "cpu") -> list[dict]:
     """One JSON-ready prediction per item."""
     outputs = task_outputs(task_run, items, device)
-    return [task_run.task.prediction(item, output, task_run.labels, task_run.multi_label)
+    extra = {"thresholds": task_run.thresholds} if task_run.multi_label else {}
+    return [task_run.task.prediction(item, output, task_run.labels, task_run.multi_label, **extra)
             for item, output in zip(items, outputs)]
 
 

@@ -37,10 +37,13 @@ def _vectorizers():
 
 
 class TfidfLinear:
+    """Single-label: one multinomial (or one-vs-rest SVM) model; multi-label: one binary classifier per label
+    (one-vs-rest), whose logits are read through a sigmoid each."""
+
     def __init__(self, kind: str, vocabularies: list[dict], idfs: list[np.ndarray], coef: np.ndarray,
-                 intercept: np.ndarray, labels: list[str]):
+                 intercept: np.ndarray, labels: list[str], multi_label: bool = False):
         self.kind, self.vocabularies, self.idfs = kind, vocabularies, idfs
-        self.coef, self.intercept, self.labels = coef, intercept, labels
+        self.coef, self.intercept, self.labels, self.multi_label = coef, intercept, labels, multi_label
         self._fitted = None   # the vectorizers with the stored vocabularies, built at the first prediction
 
     @classmethod
@@ -53,12 +56,22 @@ class TfidfLinear:
         features = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
         model = LogisticRegression(C=10.0, max_iter=2000, class_weight=class_weight) if kind == "tfidf-logreg" \
             else LinearSVC(C=0.5, class_weight=class_weight, random_state=seed)
-        model.fit(features, y)
-        coef, intercept = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
-        if coef.shape[0] == 1:   # binary: scikit-learn keeps one row for class 1
-            coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+        multi_label = y.ndim == 2
+        if multi_label:   # (N, L) multi-hot: a binary model per label
+            from sklearn.multiclass import OneVsRestClassifier
+
+            model = OneVsRestClassifier(model)
+            model.fit(features, y.astype(np.int64))
+            coef = np.vstack([np.atleast_2d(e.coef_) for e in model.estimators_])
+            intercept = np.concatenate([np.atleast_1d(e.intercept_) for e in model.estimators_])
+        else:
+            model.fit(features, y)
+            coef, intercept = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
+            if coef.shape[0] == 1:   # binary: scikit-learn keeps one row for class 1
+                coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
         return cls(kind, [{k: int(v) for k, v in vec.vocabulary_.items()} for vec in vectorizers],
-                   [vec.idf_ for vec in vectorizers], coef.astype(np.float32), intercept.astype(np.float32), labels)
+                   [vec.idf_ for vec in vectorizers], coef.astype(np.float32), intercept.astype(np.float32), labels,
+                   multi_label)
 
     def features(self, texts: list[str]):
         from scipy.sparse import hstack
@@ -83,12 +96,14 @@ class TfidfLinear:
         arrays.update({f"idf.{i}": idf.astype(np.float64) for i, idf in enumerate(self.idfs)})
         save_arrays(Path(out) / "baseline.safetensors", arrays, "baseline")
         atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": self.kind, "labels": self.labels,
+                                                                   "multi_label": self.multi_label,
                                                                    "vocabularies": self.vocabularies}))
 
     @classmethod
     def load(cls, run: Path, meta: dict, arrays: dict) -> TfidfLinear:
         idfs = [arrays[f"idf.{i}"] for i in range(len(meta["vocabularies"]))]
-        model = cls(meta["kind"], meta["vocabularies"], idfs, arrays["coef"], arrays["intercept"], meta["labels"])
+        model = cls(meta["kind"], meta["vocabularies"], idfs, arrays["coef"], arrays["intercept"], meta["labels"],
+                    bool(meta.get("multi_label", False)))
         model.vectorizers()
         return model
 
@@ -133,41 +148,47 @@ class JiebaSegmenter:
 
 
 class OverlapQA:
-    """The sliding-window QA baseline: the window (the training answers' median length in words) of
-    the context that shares the most words with the question."""
+    """The lexical-overlap QA baseline: the window (the training answers' median length in words) of the
+    context that shares the most words with the question; with the paragraph unit, the paragraph that does."""
 
     labels = ["start", "end"]
 
-    def __init__(self, width: int):
-        self.width = width
+    def __init__(self, width: int, unit: str = "span"):
+        self.width, self.unit = width, unit
 
     @classmethod
-    def fit(cls, examples) -> OverlapQA:
+    def fit(cls, examples, unit: str = "span") -> OverlapQA:
         lengths = [len(e.answer.split()) for e in examples if e.answer]
-        return cls(int(np.median(lengths)) if lengths else 20)
+        return cls(int(np.median(lengths)) if lengths else 20, unit)
 
     def answer(self, example) -> str:
         from lmforge.data.stopwords import ENGLISH_STOPWORDS
-        from lmforge.tasks.qa import overlap_baseline
+        from lmforge.tasks.qa import overlap_baseline, overlap_paragraph
 
+        if self.unit == "paragraph":
+            return overlap_paragraph(example, ENGLISH_STOPWORDS)
         return overlap_baseline(example, self.width, ENGLISH_STOPWORDS)
 
     def save(self, out: Path) -> None:
         atomic_write_text(Path(out) / "baseline.json", json.dumps({"kind": "overlap", "width": self.width,
-                                                                   "labels": self.labels}))
+                                                                   "unit": self.unit, "labels": self.labels}))
 
 
-def fit_baseline(name: str, task: str, train: list, labels, balanced: bool, seed: int):
+def fit_baseline(name: str, task: str, train: list, labels, balanced: bool, seed: int, multi_label: bool = False,
+                 qa_unit: str = "span"):
     """A baseline fitted on the training items of `task` (examples, sentences or QA examples)."""
     if task not in BASELINES[name]:
         raise InputError(f"--model {name} is {MISUSE[name]}.")
     if name == "overlap":
-        return OverlapQA.fit(train)
+        return OverlapQA.fit(train, qa_unit)
     if name == "jieba":
         return JiebaSegmenter()
     if name == "most-frequent-tag":
         return MostFrequentTag.fit(train, labels.names)
-    y, _ = labels.ids([e.label for e in train])
+    if multi_label:
+        y, _ = labels.multi_hot([e.label if isinstance(e.label, list) else [e.label] for e in train])
+    else:
+        y, _ = labels.ids([e.label for e in train])
     texts = [e.text if e.text2 is None else f"{e.text} ||| {e.text2}" for e in train]
     return TfidfLinear.fit(name, texts, y, labels.names, "balanced" if balanced else None, seed)
 
@@ -179,7 +200,7 @@ def load_baseline(run: Path):
     if meta["kind"] == "jieba":
         return JiebaSegmenter()
     if meta["kind"] == "overlap":
-        return OverlapQA(meta["width"])
+        return OverlapQA(meta["width"], meta.get("unit", "span"))
     if meta["kind"] == "most-frequent-tag":
         return MostFrequentTag(meta["table"], meta["default"], meta["labels"])
     return TfidfLinear.load(run, meta, load_file(str(Path(run) / "baseline.safetensors")))

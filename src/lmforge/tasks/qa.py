@@ -6,10 +6,18 @@ answer is trained to point at its first and last token, any other window at [CLS
 Prediction scores every valid span (end >= start, at most `max_answer` tokens, inside the context part)
 of every window by start + end logit and keeps the best; its character offsets give the answer text.
 Records whose answer is not the context's text at answer_start are reported and skipped.
+
+When the answers are whole passages (FAQ answers, support articles: longer than any window), the unit is
+the paragraph (`--qa-unit paragraph`, chosen by `auto` when most training answers are a whole block
+between blank lines): each paragraph is one window `[CLS] question [SEP] paragraph [SEP]` (its start, if it
+is longer), the answer's paragraph is trained to point at its first and last token, the others at [CLS];
+a paragraph is ranked by its best span score over its "not here" score, and the best one is the answer,
+whole. Paragraph ranking before span extraction, where the span is the paragraph.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +65,71 @@ class Window:
     offsets: np.ndarray        # (T, 2) character offsets in the context; -1 outside the context part
     start: int                 # answer token positions (0, 0: not in this window)
     end: int
+    paragraph: tuple[int, int] | None = None   # paragraph unit: the paragraph's characters in the context
 
 
-def windows_of(examples: list[QAExample], tokenizer, max_len: int, stride: int, max_question: int = 64):
+QA_UNITS = ("auto", "span", "paragraph")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")
+
+
+def paragraphs(context: str) -> list[tuple[int, int]]:
+    """Character spans of the blocks of a context between blank lines (surrounding whitespace left out)."""
+    spans, begin = [], 0
+    for gap in [*_BLANK_LINES.finditer(context), None]:
+        end = gap.start() if gap else len(context)
+        text = context[begin:end]
+        if text.strip():
+            lead = len(text) - len(text.lstrip())
+            spans.append((begin + lead, begin + len(text.rstrip())))
+        begin = gap.end() if gap else end
+    return spans
+
+
+def answers_are_paragraphs(examples: list[QAExample]) -> float:
+    """Share of the answers that are a whole paragraph of their context (what --qa-unit auto decides by)."""
+    answered = [e for e in examples if e.answer]
+    whole = sum(any(e.context[a:b] == e.answer.strip() for a, b in paragraphs(e.context)) for e in answered)
+    return whole / max(len(answered), 1)
+
+
+def resolve_unit(unit: str, train: list[QAExample]) -> str:
+    if unit != "auto":
+        return unit
+    return "paragraph" if answers_are_paragraphs(train) >= 0.5 else "span"
+
+
+def paragraph_windows(examples: list[QAExample], tokenizer, max_len: int, max_question: int = 64) -> list[Window]:
+    """A window per paragraph of every example: [CLS] question [SEP] paragraph (its start) [SEP]; the
+    paragraph holding answer_start points at its first and last token in the window."""
+    cls, sep = tokenizer.special_ids["cls"], tokenizer.special_ids["sep"]
+    out = []
+    for number, ex in enumerate(examples):
+        question = tokenizer.hf.encode(ex.question).ids[:max_question]
+        room = max_len - len(question) - 3
+        if room < 8:
+            raise InputError(f"--max-len {max_len}: too short for the question and a part of the context.")
+        for p0, p1 in paragraphs(ex.context) or [(0, len(ex.context))]:
+            encoding = tokenizer.hf.encode(ex.context[p0:p1])
+            ids_part, offsets_part = encoding.ids[:room], encoding.offsets[:room]
+            ids = [cls, *question, sep, *ids_part, sep]
+            first = len(question) + 2
+            offsets = np.full((len(ids), 2), -1, dtype=np.int64)
+            if ids_part:
+                offsets[first:first + len(ids_part)] = np.asarray(offsets_part, dtype=np.int64) + p0
+            holds = ex.answer is not None and ids_part and p0 <= ex.answer_start < p1
+            start, end = (first, first + len(ids_part) - 1) if holds else (0, 0)
+            segments = np.array([0] * first + [1] * (len(ids) - first), dtype=np.int64)
+            out.append(Window(number, np.asarray(ids, dtype=np.int64), segments, offsets, start, end, (p0, p1)))
+    return out
+
+
+def windows_of(examples: list[QAExample], tokenizer, max_len: int, stride: int, max_question: int = 64,
+               unit: str = "span"):
     """Every window of every example (the encoder layout: [CLS] question [SEP] context [SEP]); windows
-    start `stride` context tokens apart, or closer when fewer fit in one, so every token is read."""
+    start `stride` context tokens apart, or closer when fewer fit in one, so every token is read. The
+    paragraph unit reads a window per paragraph instead (paragraph_windows)."""
+    if unit == "paragraph":
+        return paragraph_windows(examples, tokenizer, max_len, max_question)
     cls, sep = tokenizer.special_ids["cls"], tokenizer.special_ids["sep"]
     out = []
     for number, ex in enumerate(examples):
@@ -108,14 +176,34 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: np.ndar
 
 
 def answers(examples: list[QAExample], windows: list[Window], logits: list[np.ndarray], max_answer: int) -> list[str]:
-    """The best span over each example's windows, as text of its context."""
+    """The best span over each example's windows, as text of its context; paragraph windows: the whole
+    paragraph whose best span stands highest over its own "not here" ([CLS]) score."""
     best: dict[int, tuple[float, str]] = {}
     for window, row in zip(windows, logits):
         score, a, b = best_span(row[:, 0], row[:, 1], window.offsets, max_answer)
+        if window.paragraph is not None:
+            margin = score - float(row[0, 0] + row[0, 1])
+            if np.isfinite(score) and margin > best.get(window.example, (-np.inf, ""))[0]:
+                p0, p1 = window.paragraph
+                best[window.example] = (margin, examples[window.example].context[p0:p1])
+            continue
         if np.isfinite(score) and score > best.get(window.example, (-np.inf, ""))[0]:
             context = examples[window.example].context
             best[window.example] = (score, context[window.offsets[a, 0]:window.offsets[b, 1]])
     return [best.get(i, (0.0, ""))[1] for i in range(len(examples))]
+
+
+def _question_words(example: QAExample, stopwords: frozenset) -> set[str]:
+    return {w.lower().strip(".,;:!?()\"'") for w in example.question.split()} - stopwords
+
+
+def overlap_paragraph(example: QAExample, stopwords: frozenset = frozenset()) -> str:
+    """The paragraph baseline: the paragraph holding the most distinct (non-stop) question words."""
+    wanted = _question_words(example, stopwords)
+    spans = paragraphs(example.context) or [(0, len(example.context))]
+    hits = [len(wanted & {w.lower().strip(".,;:!?()\"'") for w in example.context[a:b].split()}) for a, b in spans]
+    a, b = spans[int(np.argmax(hits))]
+    return example.context[a:b]
 
 
 def overlap_baseline(example: QAExample, width: int, stopwords: frozenset = frozenset()) -> str:
@@ -124,7 +212,7 @@ def overlap_baseline(example: QAExample, width: int, stopwords: frozenset = froz
     words = example.context.split()
     if not words:
         return ""
-    wanted = {w.lower().strip(".,;:!?()\"'") for w in example.question.split()} - stopwords
+    wanted = _question_words(example, stopwords)
     hits = np.array([w.lower().strip(".,;:!?()\"'") in wanted for w in words], dtype=np.int64)
     width = max(1, min(width, len(words)))
     sums = np.convolve(hits, np.ones(width, dtype=np.int64), mode="valid")

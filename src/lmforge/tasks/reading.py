@@ -29,6 +29,9 @@ class TaskFields:
     """qa: tokens between the starts of a long context's windows."""
     chunks: int = 1
     """classify: windows of max_len tokens read from a long text (1: cut it)."""
+    qa_unit: str = "auto"
+    """qa: span (answers inside sliding windows), paragraph (the answer is a whole paragraph: rank them), or
+    auto (paragraph when most training answers are whole paragraphs; a run records what was chosen)."""
     skip_bad_records: bool = False
     """records without the text or label field are skipped, counted and reported instead of stopping."""
 

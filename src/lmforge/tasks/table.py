@@ -18,6 +18,8 @@ from lmforge.evaluation.classification import confusion_matrix, precision_recall
 from lmforge.evaluation.task_report import classify_report, plot_confusion, tag_report
 from lmforge.tasks.data import Example, Sentence, read_hub_splits, read_records, read_splits, to_example
 from lmforge.tasks.encode import IGNORE, Encoded, Labels, encode_classification, encode_tagging, mean_by_origin
+from lmforge.tasks.multilabel import decide
+from lmforge.tasks.multilabel import report as multi_label_report
 from lmforge.tasks.qa import answers, qa_encoded, qa_report, read_qa, windows_of
 from lmforge.tasks.reading import TaskFields, example_loader, hub_example, qa_loader, sentence_loader, texts_as_examples
 from lmforge.tasks.segment import from_bmes, segment_report
@@ -38,6 +40,7 @@ class Task:
     per_token = False        # logits per position rather than per example
     predict_batch = 64       # sequences per forward pass when predicting
     lowercase_words = True   # a word tokenizer of the task's own folds case (a bag of words is better so)
+    word_tokenizer = "word"  # the kind of tokenizer a task body trains on the task's texts when given none
     class_weighted = True    # --class-weights balanced applies
     baselines: tuple[str, ...] = ()
     needs_bidirectional = False
@@ -125,12 +128,16 @@ class Task:
         return list(softmax(rows))
 
     def baseline_outputs(self, baseline, items) -> list:
-        return list(softmax(baseline.logits([pair_text(e) for e in items])))
+        logits = baseline.logits([pair_text(e) for e in items])
+        if getattr(baseline, "multi_label", False):   # one-vs-rest: each label's own probability
+            return list(1 / (1 + np.exp(-logits)))
+        return list(softmax(logits))
 
     def report(self, items, outputs, labels: Labels, multi_label: bool, plot_to=None, slice_field: str | None = None,
-               positive: str | None = None) -> dict:
+               positive: str | None = None, thresholds: np.ndarray | None = None) -> dict:
         if multi_label:
-            return _multi_label_report(items, outputs, labels)
+            gold, _ = labels.multi_hot([e.label if isinstance(e.label, list) else [e.label] for e in items])
+            return multi_label_report(np.stack(outputs), gold, labels.names, thresholds)
         gold, unseen = labels.ids([e.label for e in items])
         slices = None
         if slice_field is not None:
@@ -152,7 +159,8 @@ class Task:
 
     def summary_line(self, split: str, report: dict) -> str:
         if "accuracy" not in report:
-            return f"  {split}: micro-F1 {report['micro_f1']:.4f}, exact match {report['exact_match']:.4f}"
+            return (f"  {split}: micro-F1 {report['micro_f1']:.4f}, macro-F1 {report['macro_f1']:.4f}, exact match "
+                    f"{report['exact_match']:.4f} over {report['examples']:,} examples")
         auc = f", ROC-AUC {report['roc_auc']:.4f}" if report.get("roc_auc") is not None else ""
         return (f"  {split}: accuracy {100 * report['accuracy']:.2f}%, macro-F1 {report['macro_f1']:.4f}{auc} over "
                 f"{report['examples']:,} examples")
@@ -160,17 +168,22 @@ class Task:
     def report_table(self, report: dict) -> str:
         """What `eval` prints: the headline, per class, per slice."""
         if "accuracy" not in report:
-            return f"eval: micro-F1 {report['micro_f1']:.4f}, exact match {report['exact_match']:.4f}"
+            return "\n".join(_multi_label_table(report))
         return "\n".join(_classify_table(report))
 
-    def prediction(self, item, output, labels: Labels, multi_label: bool) -> dict:
+    def prediction(self, item, output, labels: Labels, multi_label: bool, thresholds: np.ndarray | None = None) -> dict:
         names = labels.names
-        return {"text": item.text, "label": names[int(np.argmax(output))],
-                "probabilities": {name: float(v) for name, v in zip(names, output)}}
+        out = {"text": item.text, "label": names[int(np.argmax(output))],
+               "probabilities": {name: float(v) for name, v in zip(names, output)}}
+        if multi_label:   # every label at or above its threshold, the most probable first
+            chosen = decide(np.asarray(output)[None], thresholds)[0]
+            out["labels"] = [names[i] for i in np.argsort(-np.asarray(output)) if chosen[i]]
+        return out
 
     def prediction_line(self, p: dict) -> str:
         top = sorted(p["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-        return f"{p['label']}\t" + "  ".join(f"{k} {v:.3f}" for k, v in top) + f"\t{p['text'][:60]}"
+        label = ",".join(p["labels"]) if "labels" in p else p["label"]
+        return f"{label}\t" + "  ".join(f"{k} {v:.3f}" for k, v in top) + f"\t{p['text'][:60]}"
 
 
 def pair_text(example) -> str:
@@ -182,11 +195,15 @@ def _micro_f1(predicted: np.ndarray, gold: np.ndarray) -> float:
     return float(2 * tp / max(predicted.sum() + gold.sum(), 1))
 
 
-def _multi_label_report(items, outputs, labels: Labels) -> dict:
-    gold, _ = labels.multi_hot([e.label if isinstance(e.label, list) else [e.label] for e in items])
-    predicted, truth = np.stack(outputs) > 0.5, gold > 0.5
-    return {"examples": len(items), "micro_f1": _micro_f1(predicted, truth),
-            "exact_match": float((predicted == truth).all(axis=1).mean())}
+def _multi_label_table(report: dict) -> list[str]:
+    lines = [f"eval {report.get('split', '')}: {report['examples']:,} examples, micro-F1 {report['micro_f1']:.4f}, "
+             f"macro-F1 {report['macro_f1']:.4f}, exact match {report['exact_match']:.4f}, "
+             f"{report['labels_per_example']:.2f} labels per example (thresholds {report['thresholds']})",
+             f"{'label':<20} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8} {'threshold':>9}"]
+    for name, row in report["per_label"].items():
+        lines.append(f"{name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>7.4f} "
+                     f"{row['support']:>8} {row['threshold']:>9.2f}")
+    return lines
 
 
 def _classify_table(report: dict) -> list[str]:
@@ -200,7 +217,8 @@ def _classify_table(report: dict) -> list[str]:
                      f"{row['support']:>8}")
     if "slices" in report:
         s = report["slices"]
-        lines.append(f"slices by accuracy (worst {s['worst_slice']}, gap {s['gap']:.4f}):")
+        lines.append(f"slices by accuracy (worst {s['worst_slice']}, gap {s['gap']:.4f}; macro-F1 over the classes "
+                     "each slice holds):")
         for name, row in s["slices"].items():
             lines.append(f"  {name[:30]:<30} {row['examples']:>6} examples  accuracy {row['accuracy']:.4f}  "
                          f"macro-F1 {row['macro_f1']:.4f}")
@@ -244,6 +262,9 @@ class Tag(Task):
     head = objective = "tag"
     per_token = True
     lowercase_words = False   # tags read case: capitals mark proper nouns
+    # WordPiece: a frequent word is one piece, a rare or unseen one its pieces (its suffix among them),
+    # which a bidirectional body reads into the word's first piece; a word vocabulary makes it <|unk|>
+    word_tokenizer = "wordpiece"
     baselines = ("most-frequent-tag",)
 
     def loader(self, fields: TaskFields):
@@ -312,6 +333,7 @@ class Segment(Tag):
 
     name = "segment"
     baselines = ("most-frequent-tag", "jieba")
+    word_tokenizer = "word"   # its words are characters already
 
     def loader(self, fields: TaskFields):
         return sentence_loader(fields, characters=True)
@@ -381,7 +403,7 @@ class QA(Task):
         return read_qa(path)[0]
 
     def encode(self, items, tokenizer, encoder, max_len, labels, fields, multi_label):
-        windows = windows_of(items, tokenizer, max_len, fields.qa_stride)
+        windows = windows_of(items, tokenizer, max_len, fields.qa_stride, unit=fields.qa_unit)
         return qa_encoded(windows), {"windows": len(windows), "windows_with_answer": sum(w.start > 0 for w in windows)}
 
     def validation_score(self, logits, encoded, n_labels, multi_label):

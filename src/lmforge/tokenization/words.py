@@ -30,6 +30,21 @@ def split_words(line: str) -> list[str]:
     return _WORD.findall(line)
 
 
+# a character of an unspaced script, or CJK / full-width punctuation: no space beside it when words are joined
+_UNSPACED_OR_CJK_MARK = re.compile(f"[{UNSPACED_CHARS}\u3000-\u303f\uff00-\uffef]")
+
+
+def join_words(words: list[str]) -> str:
+    """Words back into text: spaces between words, none next to a character of an unspaced script or a
+    CJK punctuation mark (Chinese generated word by word reads 交通方便，not 交 通 方 便 ，)."""
+    out: list[str] = []
+    for word in words:
+        if out and not (_UNSPACED_OR_CJK_MARK.fullmatch(out[-1][-1:]) or _UNSPACED_OR_CJK_MARK.fullmatch(word[:1])):
+            out.append(" ")
+        out.append(word)
+    return "".join(out)
+
+
 def _escape(token: str) -> str:
     """ARPA separates words by whitespace: a token holding whitespace is written as <0xHH...>."""
     if not token or any(ch.isspace() for ch in token):

@@ -70,7 +70,8 @@ class MetricsLog:
             ax.plot(steps, _moving_average(losses, max(1, len(losses) // 25)), linewidth=1.2, color="tab:blue",
                     label="train")
         if val:
-            ax.plot(*zip(*val), "o-", label="val", linewidth=1.5, markersize=3, color="tab:orange")
+            ax.plot(*zip(*val), "o-", label="val (sample spread over the split; eval reads it all)", linewidth=1.5,
+                    markersize=3, color="tab:orange")
         for r in records:
             if r.get("resumed"):
                 ax.axvline(r["step"], color="gray", linestyle="--", linewidth=0.8)

@@ -1,0 +1,125 @@
+"""The documented default commands on data the defaults were not tuned on (issue 19): every dev
+classification set through `lmforge finetune --task classify --model M --data FOLDER --out RUN` with
+nothing else on the command line (no --epochs, --lr or --max-len), beside TF-IDF + logistic regression
+on the same splits, in one run. Neural rows run 3 seeds (mean, sd, range); TF-IDF is deterministic. A
+neural row "ties" when TF-IDF's figure lies inside its mean +- 2 sd (or its range), "wins" above it.
+Figures are macro-F1 on the valid split (sentiment_zh_reviews has only train and valid here; the others'
+test splits are also printed), read from the report every finetune writes. Then the documented tagging
+command (`--task tag --model bilstm` on brown_pos_en: token accuracy and the whole command's wall time,
+beside the most-frequent-tag baseline) and QA on faq_qa_en (the overlap baseline with sliding windows and
+with paragraphs, and `--task qa --model bilstm` with its defaults), 3 seeds each.
+    python bench/default_commands.py [--seeds 1 2 3] [--sets zh,sentiment,spam,sotu,langid]
+                                     [--models fasttext,bilstm] [--tasks classify,tag,qa]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from common import machine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+WORK = Path("/tmp/lmforge-bench-defaults")
+SETS = {  # name -> (folder, extra field flags: what the data needs, not tuning)
+    "zh": (SHARED / "sentiment_zh_reviews", []),
+    "sentiment": (SHARED / "sentiment_uci_en", []),
+    "spam": (SHARED / "spam_assassin", []),
+    "sotu": (SHARED / "sotu_speeches", []),
+    "langid": (SHARED / "gettext_ui_en_x", ["--text-field", "tgt", "--label-field", "tgt_lang"]),
+}
+
+
+def finetune(folder: Path, flags: list[str], model: str, seed: int, out: Path, task: str = "classify") \
+        -> tuple[dict, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lmforge", "finetune", "--task", task, "--model", model,
+                           "--data", str(folder), *flags, "--seed", str(seed), "--out", str(out), "--json"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"finetune {model} on {folder}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout), time.perf_counter() - start
+
+
+def verdict(reference: float, scores: list[float]) -> str:
+    mean, sd = float(np.mean(scores)), float(np.std(scores))
+    low, high = min(min(scores), mean - 2 * sd), max(max(scores), mean + 2 * sd)
+    return "wins" if low > reference else "ties" if low <= reference <= high else "behind"
+
+
+def seeded(task: str, folder: Path, model: str, flags: list[str], seeds: list[int], metric: str, name: str) -> dict:
+    scores, walls = [], []
+    for seed in seeds:
+        result, wall = finetune(folder, flags, model, seed, WORK / f"{name}-{model}-{seed}", task)
+        scores.append(result["valid"][metric])
+        walls.append(wall)
+    return {"set": name, "model": model, "flags": flags, f"valid_{metric}_mean": round(float(np.mean(scores)), 4),
+            "sd": round(float(np.std(scores)), 4), "range": [round(min(scores), 4), round(max(scores), 4)],
+            "wall_s_mean": round(float(np.mean(walls)), 1)}
+
+
+def tagging(seeds: list[int]) -> None:
+    folder = SHARED / "brown_pos_en"
+    base, wall = finetune(folder, [], "most-frequent-tag", 1, WORK / "pos-mft", "tag")
+    print(json.dumps({"set": "brown_pos", "model": "most-frequent-tag",
+                      "valid_token_accuracy": round(base["valid"]["token_accuracy"], 4), "wall_s": round(wall, 1)}),
+          flush=True)
+    print(json.dumps(seeded("tag", folder, "bilstm", [], seeds, "token_accuracy", "brown_pos")), flush=True)
+
+
+def qa(seeds: list[int]) -> None:
+    folder = SHARED / "faq_qa_en"
+    for unit in ("span", "paragraph"):
+        base, _ = finetune(folder, ["--qa-unit", unit], "overlap", 1, WORK / f"qa-overlap-{unit}", "qa")
+        print(json.dumps({"set": "faq_qa", "model": f"overlap ({unit})", "valid_f1": round(base["valid"]["f1"], 4),
+                          "valid_exact_match": round(base["valid"]["exact_match"], 4)}), flush=True)
+    print(json.dumps(seeded("qa", folder, "bilstm", [], seeds, "f1", "faq_qa")), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--models", default="fasttext,bilstm")
+    parser.add_argument("--tasks", default="classify,tag,qa")
+    args = parser.parse_args()
+    print(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds}), flush=True)
+    tasks = args.tasks.split(",")
+    if "tag" in tasks:
+        tagging(args.seeds)
+    if "qa" in tasks:
+        qa(args.seeds)
+    for name in (args.sets.split(",") if "classify" in tasks else []):
+        folder, flags = SETS[name]
+        if not folder.exists():
+            print(json.dumps({"set": name, "skipped": f"{folder} is missing"}), flush=True)
+            continue
+        base, wall = finetune(folder, flags, "tfidf-logreg", 1, WORK / f"{name}-tfidf")
+        reference = base["valid"]["macro_f1"]
+        print(json.dumps({"set": name, "model": "tfidf-logreg", "valid_macro_f1": round(reference, 4),
+                          "test_macro_f1": round(base["test"]["macro_f1"], 4) if base.get("test") else None,
+                          "wall_s": round(wall, 1)}), flush=True)
+        for model in args.models.split(","):
+            valid, test, walls = [], [], []
+            for seed in args.seeds:
+                result, wall = finetune(folder, flags, model, seed, WORK / f"{name}-{model}-{seed}")
+                valid.append(result["valid"]["macro_f1"])
+                test += [result["test"]["macro_f1"]] if result.get("test") else []
+                walls.append(wall)
+            print(json.dumps({"set": name, "model": model, "valid_macro_f1_mean": round(float(np.mean(valid)), 4),
+                              "sd": round(float(np.std(valid)), 4), "range": [round(min(valid), 4),
+                                                                             round(max(valid), 4)],
+                              "test_macro_f1_mean": round(float(np.mean(test)), 4) if test else None,
+                              "vs_tfidf": verdict(reference, valid), "wall_s_mean": round(float(np.mean(walls)), 1)}),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
