@@ -31,7 +31,7 @@ SETS = {  # name -> (folder, extra field flags: what the data needs, not tuning)
     "zh": (SHARED / "sentiment_zh_reviews", []),
     "sentiment": (SHARED / "sentiment_uci_en", []),
     "spam": (SHARED / "spam_assassin", []),
-    "sotu": (SHARED / "sotu_speeches", []),
+    "sotu": (SHARED / "sotu_speeches", ["--chunks", "16"]),   # speeches of ~10k tokens: the README's command
     "langid": (SHARED / "gettext_ui_en_x", ["--text-field", "tgt", "--label-field", "tgt_lang"]),
 }
 

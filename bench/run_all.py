@@ -24,6 +24,9 @@ SCRIPTS = [
     ("finetune_speed.py", []), ("translation.py", []),      # translation: about 50 minutes, then Marian at its LR
     ("translation.py", ["--skip-train", "--marian-lr", "5e-4", "--skip-memory"]), ("translation_recipe.py", []),
     ("serve_load.py", []), ("chat_finetune.py", []),     # after speculative_speed.py: they reuse its runs
+    ("default_commands.py", ["--tasks", "tag,qa"]),            # the documented defaults on unseen data: ~20 min
+    ("default_commands.py", ["--tasks", "classify", "--sets", "zh", "--models", "fasttext,bilstm"]),
+    ("default_commands.py", ["--tasks", "classify", "--sets", "sentiment,spam,sotu,langid", "--models", "fasttext"]),
     ("applications.py", []),   # the longest last: about 3 hours
 ]
 

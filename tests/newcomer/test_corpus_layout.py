@@ -36,12 +36,17 @@ def test_blank_line_blocks_and_an_explicit_min_chars_are_kept(tmp_path):
     assert stats["rejected_docs"]["too_short"] > 50
 
 
-def test_prepare_then_train_on_a_sentence_file_validates(tmp_path, cli):
-    (tmp_path / "sentences.txt").write_text(sentence_lines(600))
-    assert cli("prepare", tmp_path / "sentences.txt", "--out", tmp_path / "data", "--val-fraction", "0.1",
+def train_on_sentences(tmp_path, cli, lines: int, val_fraction: str, steps: str):
+    """prepare a one-sentence-a-line file (char tokenizer), then train a tiny GPT on it."""
+    (tmp_path / "sentences.txt").write_text(sentence_lines(lines))
+    assert cli("prepare", tmp_path / "sentences.txt", "--out", tmp_path / "data", "--val-fraction", val_fraction,
                "--tokenizer", "char", "--vocab-size", "64").code == 0
     shards = next((tmp_path / "data" / "tokens").iterdir())
-    trained = cli("train", "--data", shards, "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN, "--max-steps", "10")
+    return cli("train", "--data", shards, "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN, "--max-steps", steps)
+
+
+def test_prepare_then_train_on_a_sentence_file_validates(tmp_path, cli):
+    trained = train_on_sentences(tmp_path, cli, 600, "0.1", "10")
     assert trained.code == 0, trained.err
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("val_loss") is not None for r in records)
@@ -49,11 +54,7 @@ def test_prepare_then_train_on_a_sentence_file_validates(tmp_path, cli):
 
 
 def test_training_without_a_val_split_warns(tmp_path, cli):
-    (tmp_path / "sentences.txt").write_text(sentence_lines(300))
-    assert cli("prepare", tmp_path / "sentences.txt", "--out", tmp_path / "data", "--val-fraction", "0",
-               "--tokenizer", "char", "--vocab-size", "64").code == 0
-    shards = next((tmp_path / "data" / "tokens").iterdir())
-    trained = cli("train", "--data", shards, "--out", tmp_path / "run", *TINY_MODEL, *TINY_TRAIN, "--max-steps", "3")
+    trained = train_on_sentences(tmp_path, cli, 300, "0", "3")
     assert trained.code == 0 and "no val split" in trained.err
 
 
