@@ -6,7 +6,6 @@ everything that depends on the task; this file orchestrates. A notebook calls `f
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import time
@@ -273,13 +272,11 @@ def _unspaced_defaults(family: str, task: Task, train_items) -> dict:
     """Model settings for text mostly in an unspaced script (Chinese, Japanese, Thai), where the word
     tokenizer's tokens are single characters: fasttext then embeds token n-grams up to 3 (a word of two or
     three characters), as TF-IDF's character n-grams read them (below --model-args)."""
-    from lmforge.data.documents import UNSPACED_CHARS
+    from lmforge.data.documents import unspaced_share
 
     if family != "fasttext" or task.word_tokenizer != "word":
         return {}
-    sample = "".join(task.word_texts(train_items[:2000]))
-    unspaced = len(re.findall(f"[{UNSPACED_CHARS}]", sample))
-    return {"ngrams": UNSPACED_NGRAMS} if unspaced > 0.5 * max(len(re.sub(r"\s", "", sample)), 1) else {}
+    return {"ngrams": UNSPACED_NGRAMS} if unspaced_share("".join(task.word_texts(train_items[:2000]))) > 0.5 else {}
 
 
 def _class_weights(train_labels, n: int, how: str, multi_label: bool, per_token: bool) -> torch.Tensor:

@@ -22,6 +22,11 @@ def script_words(text: str) -> list[str]:
 _FULL_WIDTH_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]")
 
 
+def unspaced_share(text: str) -> float:
+    """Characters of unspaced scripts among the text's non-space characters."""
+    return len(_UNSPACED.findall(text)) / max(len(text) - sum(ch.isspace() for ch in text), 1)
+
+
 def count_words(text: str) -> int:
     """Words for statistics: whitespace-separated tokens, each character of an unspaced script counted
     as one (so a Chinese line is not one word)."""

@@ -338,13 +338,13 @@ def train(setup: TrainSetup) -> dict:
     session.best.install(keep=interrupted)
     distributed.shutdown(session.info)
     if interrupted:
-        continuation = f"`{setup.resume_command} {setup.run_dir}`" if setup.resume_command else \
-            "its command again with --overwrite (this kind of run does not resume)"
+        command = f"{setup.resume_command} {setup.run_dir}" if setup.resume_command else None
+        continuation = command or "its command again with --overwrite (this kind of run does not resume)"
         if session.info.is_main:
-            mark_interrupted(setup.run_dir, session.step, continuation.strip("`"))
+            mark_interrupted(setup.run_dir, session.step, continuation)
         raise TrainingInterrupted(f"interrupted at step {session.step}: checkpoint written to "
                                   f"{latest_checkpoint(setup.run_dir / 'checkpoints')}; continue with "
-                                  f"{continuation}.")
+                                  + (f"`{command}`." if command else f"{continuation}."))
     if session.info.is_main:
         (setup.run_dir / INTERRUPTED).unlink(missing_ok=True)
     return session.summary()
