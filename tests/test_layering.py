@@ -24,6 +24,8 @@ FORBIDDEN = {
     "serving": ["lmforge.training", "lmforge.commands"],
     # counting models: NumPy only, no torch and nothing above them
     "applications": ["lmforge.commands", "lmforge.serving"],
+    # other ecosystems' formats and runtimes: reads runs through inference, never trains or serves
+    "interop": ["lmforge.training", "lmforge.applications", "lmforge.serving", "lmforge.commands"],
     "embeddings": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",
                    "lmforge.serving"],
     "ngram": ["torch", "lmforge.models", "lmforge.training", "lmforge.inference", "lmforge.commands",

@@ -25,6 +25,8 @@ VERBS = {
     "prune": ("lmforge.commands.prune", "magnitude-prune a fine-tuned run: before/after metric, size, speed"),
     "ngram": ("lmforge.commands.ngram", "n-gram language models: train (Kneser-Ney), export/import ARPA, score"),
     "embed": ("lmforge.commands.embed", "word vectors: train (word2vec, GloVe), eval, neighbours, export, plot"),
+    "export": ("lmforge.commands.export", "a run in another format (Hugging Face, ONNX, GGUF), verified there"),
+    "import": ("lmforge.commands.import_model", "a Hugging Face Llama folder as an lmforge run, verified"),
     "summary": ("lmforge.commands.summary", "a run's model layer by layer (shapes, parameters) and a diagram PNG"),
     "runs": ("lmforge.commands.runs", "list the runs in a folder: family, data, steps, time, best val loss"),
     "compare": ("lmforge.commands.compare", "runs side by side: params, speed, val loss, bits/byte, curves"),

@@ -67,6 +67,12 @@ class EvalConfig:
     """translation runs: beam hypotheses are ranked by log-probability / length ** length_penalty"""
     max_pairs: int | None = None
     """translation runs: translate at most this many pairs of the split"""
+    harness: Path | None = None
+    """decoder and n-gram runs: an lm-evaluation-harness task YAML (its data in local files) to run instead"""
+    limit: int | None = None
+    """--harness: at most this many examples per task"""
+    num_fewshot: int | None = None
+    """--harness: few-shot examples per prompt (None: the task's own setting)"""
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0:
@@ -80,6 +86,10 @@ def evaluate(c: EvalConfig) -> dict:
     if c.threads is not None:
         torch.set_num_threads(c.threads)
     run = open_run(c.run).require("eval", "lm", "ngram", "task", "baseline", "seq2seq")
+    if c.harness is not None:
+        from lmforge.interop.harness import run_harness
+
+        return run_harness(run.path, c.harness, c.limit, c.num_fewshot, c.device if c.device != "auto" else "cpu")
     if run.contract.kind == "seq2seq":
         from lmforge.applications.translation import evaluate_translation
         from lmforge.inference.translation import DecodeConfig
@@ -107,6 +117,9 @@ def evaluate_lm(run: Run, c: EvalConfig) -> dict:
     device = pick_device(c.device)
     loaded = load_lm(run, device)
     model, tokenizer = loaded.model, loaded.tokenizer
+    if not (c.data or run.contract.shards):
+        raise InputError(f"{run.path}: an imported run has no token shards of its own; pass --data SHARDS "
+                         f"(`lmforge tokenize DATA --tokenizer {run.path}` makes them).")
     meta = read_meta(Path(c.data or run.contract.shards))
     check_shards_match(meta, vocab_size=model.config.vocab_size, tokenizer_sha256=tokenizer.sha256,
                        owner=f"run {run.path}")

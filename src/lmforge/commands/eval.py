@@ -58,11 +58,21 @@ def summary_line(result: dict) -> str:
             f"{oov}, {bpb}{baseline} over {result['tokens']:,} tokens")
 
 
+def harness_table(result: dict) -> str:
+    lines = [f"{result['harness']} on {result['run']} ({result['task_file']})"]
+    for task, metrics in result["results"].items():
+        shown = ", ".join(f"{name.replace(',none', '')} {value:.4f}" for name, value in metrics.items())
+        lines.append(f"  {task}: {shown} over {result['n_samples'].get(task, {}).get('effective', '?')} examples")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(EvalConfig, args)
     result = evaluate(config)
     task = open_run(config.run).contract.task
-    print(TASKS[task].report_table(result) if task else summary_line(result), file=sys.stderr)
+    text = harness_table(result) if config.harness else TASKS[task].report_table(result) if task else \
+        summary_line(result)
+    print(text, file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     return 0

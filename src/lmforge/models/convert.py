@@ -1,13 +1,15 @@
 """Weight mappings between lmforge models and other layouts. A GPT is Hugging Face's Llama: the same
 config (as `LlamaConfig` keyword arguments) and the same tensors under Llama's names, with our fused
-projections (qkv, gate_up) split into Llama's separate ones. Plain dicts of tensors, so this module
-needs no `transformers`; export and the reference tests build the Llama model from them."""
+projections (qkv, gate_up) split into Llama's separate ones. A BERT with learned positions and a GELU
+MLP is HF's Bert (post-norm) or RoBERTa-PreLayerNorm (pre-norm). Plain dicts of tensors, so this
+module needs no `transformers`; export (interop/) and the reference tests build the HF models from them."""
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from lmforge.models.bert import BERT, BERTConfig
 from lmforge.models.gpt import GPT, GPTConfig
 
 
@@ -59,3 +61,88 @@ def from_llama(state: dict[str, Tensor], config: GPTConfig) -> dict[str, Tensor]
                      prefix + "attn_norm.weight": state[names["attn_norm"]],
                      prefix + "mlp_norm.weight": state[names["mlp_norm"]]})
     return ours
+
+
+# --- BERT encoders -------------------------------------------------------------------------------
+# Post-norm BERT (learned positions, GELU) is HF's Bert; pre-norm is HF's RoBERTa-PreLayerNorm, whose
+# positions start after the padding id (real token i reads row pad_id + 1 + i of its table).
+HF_ENCODERS = {"post": "bert", "pre": "roberta-prelayernorm"}
+ENCODER_PREFIX = {"bert": "bert.", "roberta-prelayernorm": "roberta_prelayernorm."}
+
+
+def hf_encoder_type(config: BERTConfig) -> str | None:
+    """The HF model type that computes what a BERT of `config` computes; None for rotary positions or a
+    SwiGLU MLP, which neither layout has."""
+    if config.positions != "learned" or config.mlp != "gelu":
+        return None
+    return HF_ENCODERS[config.norm_position]
+
+
+def hf_encoder_config(config: BERTConfig, pad_id: int) -> dict:
+    """Keyword arguments of `transformers.BertConfig` / `RobertaPreLayerNormConfig` for `config`."""
+    model_type = hf_encoder_type(config)
+    offset = pad_id + 1 if model_type == "roberta-prelayernorm" else 0
+    return dict(vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
+                num_attention_heads=config.n_heads, intermediate_size=config.d_ff,
+                max_position_embeddings=config.max_seq_len + offset, type_vocab_size=max(config.n_segments, 1),
+                hidden_act="gelu", layer_norm_eps=config.norm_eps, pad_token_id=pad_id,
+                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, tie_word_embeddings=True)
+
+
+def _linear(state: dict, name: str, module: nn.Module) -> None:
+    state[name + ".weight"], state[name + ".bias"] = module.weight, module.bias
+
+
+def _encoder_blocks(bert: BERT, model_type: str) -> dict[str, Tensor]:
+    state: dict[str, Tensor] = {}
+    for i, block in enumerate(bert.blocks):
+        prefix = f"{ENCODER_PREFIX[model_type]}encoder.layer.{i}."
+        for j, name in enumerate(("query", "key", "value")):
+            state[prefix + f"attention.self.{name}.weight"] = block.attn.qkv.weight.chunk(3)[j]
+            state[prefix + f"attention.self.{name}.bias"] = block.attn.qkv.bias.chunk(3)[j]
+        pairs = {"attention.output.dense": block.attn.out, "intermediate.dense": block.mlp.up,
+                 "output.dense": block.mlp.down}
+        if model_type == "bert":    # norms after each sublayer
+            pairs |= {"attention.output.LayerNorm": block.attn_norm, "output.LayerNorm": block.mlp_norm}
+        else:                       # norms before each sublayer
+            pairs |= {"attention.LayerNorm": block.attn_norm, "intermediate.LayerNorm": block.mlp_norm}
+        for hf_name, module in pairs.items():
+            _linear(state, prefix + hf_name, module)
+    return state
+
+
+def to_hf_encoder(bert: BERT, pad_id: int) -> dict[str, Tensor]:
+    """The encoder's weights (no head) under the names of `hf_encoder_type(bert.config)` (detached copies)."""
+    c, model_type = bert.config, hf_encoder_type(bert.config)
+    if model_type is None:
+        raise ValueError("rotary positions and SwiGLU MLPs have no Hugging Face encoder layout")
+    prefix = ENCODER_PREFIX[model_type]
+    offset = pad_id + 1 if model_type == "roberta-prelayernorm" else 0
+    positions = torch.zeros(c.max_seq_len + offset, c.d_model)
+    positions[offset:] = bert.position.weight
+    segments = bert.segment.weight if bert.segment is not None else torch.zeros(1, c.d_model)
+    state = {prefix + "embeddings.word_embeddings.weight": bert.embed.weight,
+             prefix + "embeddings.position_embeddings.weight": positions,
+             prefix + "embeddings.token_type_embeddings.weight": segments}
+    _linear(state, prefix + "embeddings.LayerNorm", bert.embed_norm)
+    if bert.norm is not None:
+        _linear(state, prefix + "LayerNorm", bert.norm)
+    state |= _encoder_blocks(bert, model_type)
+    return {name: tensor.detach().clone() for name, tensor in state.items()}
+
+
+def to_hf_mlm_head(bert: BERT) -> dict[str, Tensor]:
+    """The masked-LM head under the names of the model type's *ForMaskedLM."""
+    head, model_type = bert.mlm_head, hf_encoder_type(bert.config)
+    if model_type == "bert":
+        names = {"dense": "cls.predictions.transform.dense", "norm": "cls.predictions.transform.LayerNorm",
+                 "decoder": "cls.predictions.decoder", "bias": "cls.predictions.bias"}
+    else:
+        names = {"dense": "lm_head.dense", "norm": "lm_head.layer_norm", "decoder": "lm_head.decoder",
+                 "bias": "lm_head.bias"}
+    state: dict[str, Tensor] = {}
+    _linear(state, names["dense"], head.dense)
+    _linear(state, names["norm"], head.norm)
+    _linear(state, names["decoder"], head.decoder)
+    state[names["bias"]] = head.decoder.bias
+    return {name: tensor.detach().clone() for name, tensor in state.items()}

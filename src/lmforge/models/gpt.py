@@ -93,7 +93,7 @@ class Attention(nn.Module):
         q = qk[:, :, :H].transpose(1, 2)                                  # (B, H, T, hd)
         k = qk[:, :, H:].transpose(1, 2)                                  # (B, H_kv, T, hd)
         v = qkv[:, :, H + H_kv:].transpose(1, 2)                          # (B, H_kv, T, hd)
-        mask, causal = None, T > 1
+        mask, causal = None, True   # one token attends to itself either way (and ONNX traces a bool)
         if cache is not None:
             k, v = cache.store(layer, k, v, step)                         # (B, H_kv, S, hd)
             mask, causal = cached_mask(step, x.device)

@@ -16,15 +16,49 @@ from lmforge.tokenization.specials import ENCODER_ROLES, ROLES
 from lmforge.tokenization.training import SPLIT_PATTERN
 
 FILENAME = "tokenizer.json"
+# beside tokenizer.json in an imported run: which of its tokens play our roles (its eos may be "</s>")
+ROLES_FILE, ROLES_FORMAT = "special_tokens.json", "lmforge.special-tokens"
+
+
+def _splits_like_ours(spec: dict) -> bool:
+    """Whether a BPE tokenizer pre-splits text with our pattern (then tiktoken encodes it identically)."""
+    pre = spec.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return any(step.get("type") == "Split" and (step.get("pattern") or {}).get("Regex") == SPLIT_PATTERN
+               for step in steps)
 
 
 def _kind_of(spec: dict) -> str:
     model = spec["model"]["type"]
     if model == "BPE":
-        return "bpe" if spec["model"].get("merges") else "byte"
+        if not spec["model"].get("merges"):
+            return "byte"
+        # a BPE tokenizer from elsewhere (imported from Hugging Face) is encoded by `tokenizers` itself
+        return "bpe" if _splits_like_ours(spec) else "foreign-bpe"
     if model == "WordLevel":   # one token per character, or per word
         return "char" if (spec.get("pre_tokenizer") or {}).get("type") == "Split" else "word"
     return {"WordPiece": "wordpiece", "Unigram": "unigram"}.get(model, model.lower())
+
+
+def _imported_roles(path: Path) -> dict[str, str]:
+    """role -> token text, for a tokenizer imported with other special tokens than ours."""
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("format") != ROLES_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}")
+        return {role: str(token) for role, token in meta["roles"].items() if role in ROLES and token}
+    except (ValueError, KeyError, AttributeError) as error:
+        raise InputError(f"{path}: not a special-token map this lmforge reads ({error}); import the model "
+                         "again.") from None
+
+
+def write_roles(directory: Path, roles: dict[str, str]) -> None:
+    """Record which tokens of an imported tokenizer are its bos/eos/pad/unk (see ROLES_FILE)."""
+    from lmforge.artifacts import write_json
+
+    write_json(Path(directory) / ROLES_FILE, {"format": ROLES_FORMAT, "version": 1, "roles": roles})
 
 
 class Tokenizer:
@@ -47,7 +81,8 @@ class Tokenizer:
         self.kind = _kind_of(self.spec)
         self.vocab_size = self.hf.get_vocab_size()
         # role -> id of the special tokens this file has (older files lack the encoder tokens)
-        self.special_ids = {role: self.hf.token_to_id(token) for role, token in ROLES.items()
+        self.roles = {**ROLES, **_imported_roles(file.parent / ROLES_FILE)}
+        self.special_ids = {role: self.hf.token_to_id(token) for role, token in self.roles.items()
                             if self.hf.token_to_id(token) is not None}
         get = self.special_ids.get
         self.bos_id, self.eos_id, self.pad_id, self.unk_id = get("bos"), get("eos"), get("pad"), get("unk")
@@ -55,7 +90,7 @@ class Tokenizer:
 
     def require(self, *roles: str, purpose: str) -> None:
         """Refuse, in one line, a tokenizer that lacks special tokens `purpose` needs."""
-        missing = [ROLES[r] for r in roles if r not in self.special_ids]
+        missing = [self.roles[r] for r in roles if r not in self.special_ids]
         if missing:
             encoder = " ".join(ROLES[r] for r in ENCODER_ROLES)
             raise InputError(f"{self.path}: this tokenizer has no {' '.join(missing)} token, which {purpose} needs. "
