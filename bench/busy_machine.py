@@ -15,18 +15,18 @@ STEP = """
 import os, sys, time, torch
 from lmforge.models.gpt import GPT, GPTConfig
 from lmforge.training.batches import LMBatch
-from lmforge.training.objectives import HiddenStates, causal_lm
+from lmforge.training.objectives import TrainingView, causal_lm
 from lmforge.training.threads import default_threads
 threads = int(sys.argv[1]) if sys.argv[1] != "default" else default_threads(1)[0]
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = GPT(GPTConfig(vocab_size=256, max_seq_len=128))
-net, opt = HiddenStates(model), torch.optim.AdamW(model.parameters(), 1e-3)
+net, opt = TrainingView(model, causal_lm), torch.optim.AdamW(model.parameters(), 1e-3)
 x, y = torch.randint(0, 256, (16, 128)), torch.randint(0, 256, (16, 128))
 for i in range(23):
     if i == 3:
         start = time.perf_counter()
-    causal_lm(net, LMBatch(x, y)).backward()
+    net(LMBatch(x, y)).backward()
     opt.step()
     opt.zero_grad()
 print(json.dumps({"threads": threads, "seconds_per_step": (time.perf_counter() - start) / 20}))

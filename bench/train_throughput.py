@@ -18,7 +18,7 @@ from common import fp32_matmul_peak, hf_llama, machine, ours
 
 from lmforge.models.gpt import PRESETS, GPTConfig
 from lmforge.training.batches import LMBatch
-from lmforge.training.objectives import HiddenStates, causal_lm
+from lmforge.training.objectives import TrainingView, causal_lm
 
 SHAPES = {"tiny": dict(batch=16, seq=256), "small": dict(batch=8, seq=256)}
 
@@ -55,7 +55,7 @@ def main() -> None:
         config = GPTConfig(vocab_size=args.vocab_size, **{**PRESETS[preset], "max_seq_len": shape["seq"]})
         model = ours(config)
         # lmforge's step is its training objective (fused head + loss on CPU); HF's is logits + F.cross_entropy
-        lm = time_steps(HiddenStates(model), lambda net, x, y: causal_lm(net, LMBatch(x, y)), config.vocab_size,
+        lm = time_steps(TrainingView(model, causal_lm), lambda net, x, y: net(LMBatch(x, y)), config.vocab_size,
                         shape["batch"], shape["seq"], args.steps)
         hf = time_steps(hf_llama(config), hf_loss, config.vocab_size, shape["batch"], shape["seq"], args.steps)
         mfu = lm * model.flops_per_token(shape["seq"]) / peak

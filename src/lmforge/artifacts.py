@@ -67,12 +67,21 @@ def check_format(meta: dict[str, Any], path: Path, kind: str, version: int) -> N
 
 
 def save_weights(model, path: Path) -> None:
-    """safetensors, atomically; tied weights are stored once (safetensors' save_model dedups them)."""
-    from safetensors.torch import save_model
+    """safetensors, atomically, of a module or of its state dict (gathered from FSDP shards); tied
+    weights are stored once (safetensors' save_model dedups them)."""
+    from safetensors.torch import save_file, save_model
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_model(model, str(tmp), metadata={"format": "lmforge.weights"})
+    if isinstance(model, dict):   # names sharing one tensor (a tied head): the first in sorted order, as save_model
+        groups: dict[int, list[str]] = {}
+        for name, tensor in model.items():
+            groups.setdefault(tensor.data_ptr() if tensor.numel() else id(tensor), []).append(name)
+        kept = {min(names) for names in groups.values()}
+        save_file({name: t.contiguous() for name, t in model.items() if name in kept}, str(tmp),
+                  metadata={"format": "lmforge.weights"})
+    else:
+        save_model(model, str(tmp), metadata={"format": "lmforge.weights"})
     plain_file_mode(tmp)
     os.replace(tmp, path)
 

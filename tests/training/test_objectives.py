@@ -32,7 +32,7 @@ def test_causal_lm_objective_equals_plain_logits_loss():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=40, max_seq_len=16, n_layers=1, n_heads=2, d_model=16, tie_embeddings=True))
     tokens, targets = torch.randint(0, 40, (3, 16)), torch.randint(0, 40, (3, 16))
-    loss = objectives.causal_lm(objectives.HiddenStates(model), LMBatch(tokens, targets))
+    loss = objectives.TrainingView(model, objectives.causal_lm)(LMBatch(tokens, targets))
     loss.backward()
     fused_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()

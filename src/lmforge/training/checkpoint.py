@@ -19,17 +19,31 @@ CHECKPOINT_FORMAT_VERSION = 1
 CARRIED = "carried.safetensors"
 
 
-def save_checkpoint(directory: Path, step: int, model: nn.Module, optim_state: dict, state: dict,
-                    keep: int, carried: dict[str, torch.Tensor] | None = None) -> Path:
+def staging_folder(directory: Path, step: int) -> Path:
+    return Path(directory) / f".step_{step:08d}.tmp"
+
+
+def stage_checkpoint(directory: Path, step: int) -> Path:
+    """An empty staging folder for step N (the shards of an FSDP run are written into it by every rank
+    before `save_checkpoint(..., staged=True)` completes and renames it)."""
+    tmp = staging_folder(directory, step)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def save_checkpoint(directory: Path, step: int, model: nn.Module | dict, optim_state: dict, state: dict,
+                    keep: int, carried: dict[str, torch.Tensor] | None = None, staged: bool = False) -> Path:
     """Write into a temp folder, then rename it to step_N; older ones beyond `keep` are removed.
-    `carried` (recurrent states handed between training windows) goes to carried.safetensors.
+    `model` is a module or its (gathered) state dict; `carried` (recurrent states handed between training
+    windows) goes to carried.safetensors; `staged`: the temp folder already holds the sharded state.
     On failure (disk full, permissions) the temp folder is removed and earlier checkpoints stay."""
     final = directory / f"step_{step:08d}"
-    tmp = directory / f".step_{step:08d}.tmp"
+    tmp = staging_folder(directory, step)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        if not staged:
+            stage_checkpoint(directory, step)
         save_weights(model, tmp / "model.safetensors")
         torch.save(optim_state, tmp / "optim.pt")
         if carried:

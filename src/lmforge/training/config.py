@@ -73,6 +73,12 @@ class TrainConfig:
     """auto (cuda > mps > cpu), or a torch device name."""
     compile: bool = False
     """Compile the model with torch.compile (slower start, faster steps)."""
+    parallel: str = "ddp"
+    """Under torchrun: ddp (a replica of the model on every process) or fsdp (parameters, gradients and
+    optimizer state sharded across the processes, for models that do not fit one)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass instead of keeping them (less memory,
+    about a third more compute)."""
     threads: int | None = None
     """torch CPU threads per process; None means cores / processes on this machine, less the cores
     other processes keep busy at start-up (a busy laptop then costs its fair share, not 3x)."""
@@ -113,6 +119,9 @@ class TrainConfig:
             (self.seq_len is None or self.seq_len > 0, f"--seq-len must be positive, got {self.seq_len}"),
             (self.max_time is None or self.max_time > 0, f"--max-time must be positive, got {self.max_time}"),
             (self.threads is None or self.threads > 0, f"--threads must be positive, got {self.threads}"),
+            (self.parallel in ("ddp", "fsdp"), f"--parallel must be ddp or fsdp, got {self.parallel!r}"),
+            (self.parallel != "fsdp" or self.optimizer != "muon",
+             "--optimizer muon orthogonalises whole matrices, which FSDP holds in shards; use adamw or sgd"),
         ]
         for ok, message in checks:
             if not ok:

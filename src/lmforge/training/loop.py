@@ -23,11 +23,18 @@ from lmforge.errors import InputError, TrainingDiverged, TrainingInterrupted
 from lmforge.runs import INTERRUPTED
 from lmforge.training import distributed
 from lmforge.training.batches import to_device
-from lmforge.training.checkpoint import latest_checkpoint, load_carried, load_checkpoint, save_checkpoint
+from lmforge.training.checkpoint import (
+    latest_checkpoint,
+    load_carried,
+    load_checkpoint,
+    save_checkpoint,
+    stage_checkpoint,
+    staging_folder,
+)
 from lmforge.training.config import TrainConfig
 from lmforge.training.control import Budget, StopRequest
 from lmforge.training.metrics import MetricsLog, peak_flops
-from lmforge.training.objectives import HiddenStates
+from lmforge.training.objectives import TrainingView
 from lmforge.training.optim import build_optimizers, clip_gradients
 from lmforge.training.spec import LoopContext, TrainSpec
 from lmforge.training.threads import default_threads
@@ -69,6 +76,14 @@ def _warn_about_budget(config: TrainConfig, info) -> None:
               f"{config.max_steps}: the learning rate never reaches its peak", file=sys.stderr)
 
 
+def _check_parallel(config: TrainConfig, info, resume: bool) -> None:
+    """--parallel fsdp shards across torchrun's processes: alone it has nothing to shard across (a sharded
+    run may still be resumed on one process, which reads its checkpoint whole)."""
+    if config.parallel == "fsdp" and info.world_size == 1 and not resume:
+        raise InputError("--parallel fsdp shards the model across processes; launch it with torchrun, e.g. "
+                         "`torchrun --nproc-per-node 2 -m lmforge train ... --parallel fsdp`.")
+
+
 def check_seq_len(config: TrainConfig, model) -> int:
     """The training window: --seq-len, or the model's max_seq_len (a recurrent model needs --seq-len)."""
     limit = getattr(model.config, "max_seq_len", None)
@@ -92,12 +107,14 @@ class BestScore:
         self.step: int | None = None
         self.stale = 0
 
-    def update(self, score: float, model, step: int) -> bool:
-        """Record a score; True when training should stop early."""
+    def update(self, score: float, weights: Callable, step: int) -> bool:
+        """Record a score; True when training should stop early. `weights()` gives what to save (every rank
+        calls it: gathering sharded weights is a collective)."""
         if self.score is None or score > self.score:
             self.score, self.step, self.stale = score, step, 0
+            best = weights()
             if self.info.is_main:
-                save_weights(model, self.path)
+                save_weights(best, self.path)
             return False
         self.stale += 1
         return self.patience is not None and self.stale >= self.patience
@@ -146,6 +163,11 @@ class Session:
                            self.config.seed, self.config.eval_windows, setup.run_dir)
         self.sampler, self.validation = self.spec.sampler(loop), self.spec.validation(loop)
         c = self.config
+        _check_parallel(c, self.info, setup.resume)
+        self.sharded = c.parallel == "fsdp" and self.info.world_size > 1
+        view = TrainingView(self.model, self.spec.objective, compile=c.compile)
+        if self.sharded:   # FSDP replaces the parameters with their shards: the optimizers take those
+            self.net = distributed.wrap(view, self.info, self.device, "fsdp", c.activation_checkpointing)
         self.optimizers = build_optimizers(self.model, name=c.optimizer, lr=c.lr, weight_decay=c.weight_decay,
                                            betas=(c.beta1, c.beta2), muon_lr=c.muon_lr, device=self.device,
                                            layer_decay=self.spec.layer_decay)
@@ -155,8 +177,8 @@ class Session:
         self.first_step, self.session_time, self.session_tokens = self.step, 0.0, 0
         self.last_checkpoint_time = self.train_time
         self.budget = Budget(c, self.train_time)
-        net = HiddenStates(self.model)
-        self.net = distributed.wrap(torch.compile(net) if c.compile else net, self.info, self.device)
+        if not self.sharded:   # DDP copies rank 0's restored weights to every rank
+            self.net = distributed.wrap(view, self.info, self.device, "ddp", c.activation_checkpointing)
         self.flops_per_token = self.model.flops_per_token(self.spec.seq_len) \
             if hasattr(self.model, "flops_per_token") else None
         peak = peak_flops(self.device) if self.flops_per_token else None   # of one process
@@ -173,9 +195,17 @@ class Session:
         if path is None:
             raise InputError(f"{self.setup.run_dir}: no checkpoint to resume from (checkpoints/ is empty); "
                              "start a new run without --resume.")
-        load_weights(self.model, path / "model.safetensors")
         optim_state, state = load_checkpoint(path)
-        self.optimizers.load_state_dict(optim_state["optimizers"])
+        if (path / distributed.SHARDED).exists():   # written by FSDP on any number of ranks
+            try:
+                distributed.load_sharded(path / distributed.SHARDED, self.model, self.optimizers.optimizers)
+            except distributed.checkpoint_errors() as error:
+                first = distributed.checkpoint_error_line(error)
+                raise InputError(f"{path}: the sharded checkpoint does not fit this run's model ({first}); resume "
+                                 "with the model settings it was trained with.") from None
+        else:
+            load_weights(self.model, path / "model.safetensors")
+            self.optimizers.load_state_dict(optim_state["optimizers"])
         torch.set_rng_state(optim_state["torch_rng"])
         if torch.cuda.is_available() and "cuda_rng" in optim_state:
             torch.cuda.set_rng_state_all(optim_state["cuda_rng"])
@@ -191,7 +221,7 @@ class Session:
             batch = to_device(self.sampler.micro_batch(self.step, micro), self.device)
             with distributed.no_sync(self.net, enabled=micro < c.grad_accum - 1), \
                     autocast(self.device, self.autocast_dtype):
-                loss = self.spec.objective(self.net, batch) / c.grad_accum
+                loss = self.net(batch) / c.grad_accum
             loss.backward()
             loss_sum += loss.detach()
             tokens += batch.n_tokens
@@ -249,12 +279,13 @@ class Session:
 
     def evaluate(self) -> bool:
         """Validate; record it; True when the best score has stopped improving (early stop)."""
-        result = self.validation.evaluate(self.model)
+        with distributed.gathered(self.net):
+            result = self.validation.evaluate(self.model)
         self.val_loss = result["val_loss"] if result else None
         if self.metrics and result:
             self.metrics.write({"step": self.step, **result, "tokens": self.tokens, "train_time": self.train_time})
             self.metrics.plot()
-        if not (result and "val_score" in result and self.best.update(result["val_score"], self.model, self.step)):
+        if not (result and "val_score" in result and self.best.update(result["val_score"], self.weights, self.step)):
             return False
         if self.info.is_main:
             tqdm.write(f"early stop at step {self.step}: no better {result['score_name']} for {self.spec.patience} "
@@ -269,17 +300,33 @@ class Session:
         late = minutes is not None and self.train_time - self.last_checkpoint_time >= 60 * minutes
         return self.step % self.config.checkpoint_every == 0 or finished or distributed.broadcast_flag(late, self.info)
 
+    def weights(self):
+        """The model to save (a module), or its whole state gathered from the shards (a collective)."""
+        return distributed.full_state_dict(self.model, sharded=True) if self.sharded else self.model
+
     def checkpoint(self) -> None:
         self.last_checkpoint_time = self.train_time
         carried = self.sampler.checkpoint_tensors(self.info)  # a collective: every rank takes part
+        directory = self.setup.run_dir / "checkpoints"
+        weights, staged = self.weights(), None
+        if self.sharded:   # every rank writes its shards into the staging folder rank 0 made
+            if self.info.is_main:
+                staged = stage_checkpoint(directory, self.step)
+            distributed.barrier(self.info)
+            staged = staging_folder(directory, self.step)
+            distributed.save_sharded(staged / distributed.SHARDED, self.model, self.optimizers.optimizers)
+            distributed.barrier(self.info)
         if self.info.is_main:
-            optim_state = {"optimizers": self.optimizers.state_dict(), "torch_rng": torch.get_rng_state()}
+            optim_state = {"torch_rng": torch.get_rng_state()}
+            if not self.sharded:
+                optim_state["optimizers"] = self.optimizers.state_dict()
             if self.device.type == "cuda":
                 optim_state["cuda_rng"] = torch.cuda.get_rng_state_all()
-            save_checkpoint(self.setup.run_dir / "checkpoints", self.step, self.model, optim_state,
+            save_checkpoint(directory, self.step, weights, optim_state,
                             {"step": self.step, "train_time": self.train_time, "seed": self.config.seed,
-                             "tokens": self.tokens, **self.best.state()}, self.config.keep_checkpoints, carried)
-            save_weights(self.model, self.setup.run_dir / "model.safetensors")
+                             "tokens": self.tokens, **self.best.state()}, self.config.keep_checkpoints, carried,
+                            staged=staged is not None)
+            save_weights(weights, self.setup.run_dir / "model.safetensors")
         distributed.barrier(self.info)
 
     def summary(self) -> dict:
@@ -289,7 +336,9 @@ class Session:
                 "mfu": self.mfu(self.session_tokens, seconds), "train_time": self.train_time,
                 "world_size": self.info.world_size, "params": self.model.num_params(),
                 "flops_per_token": self.flops_per_token, "run_dir": str(self.setup.run_dir),
-                "best_val_score": self.best.score, "best_step": self.best.step}
+                "best_val_score": self.best.score, "best_step": self.best.step, "parallel": self.config.parallel
+                if self.info.world_size > 1 else None,
+                "state_bytes_per_rank": distributed.local_bytes(self.model, self.optimizers.optimizers)}
 
 
 def _progress_bar(session: Session) -> tqdm:
@@ -313,7 +362,7 @@ def _run_steps(session: Session, bar: tqdm, stop: StopRequest) -> bool:
         finished = session.step >= config.max_steps or session.out_of_time() or interrupted
         early = session.budget.eval_due(session.step, session.train_time, finished) and session.evaluate()
         if setup.sample_text and config.sample_every and session.step % config.sample_every == 0 \
-                and session.info.is_main:
+                and session.info.is_main and not session.sharded:
             tqdm.write(f"sample at step {session.step}: {setup.sample_text(session.model)!r}", file=sys.stderr)
         if session.checkpoint_due(finished or early):
             session.checkpoint()

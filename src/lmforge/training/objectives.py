@@ -1,7 +1,9 @@
-"""Objectives: the loss of a typed batch, `objective(net, batch) -> Tensor`; models only return tensors.
+"""Objectives: the loss of a typed batch, `objective(view, batch) -> Tensor`; models only return tensors.
 
-`net` is what the loop built around the model: `HiddenStates` (the backbone's `hidden` as `forward`,
-so DDP and torch.compile see every training forward), possibly wrapped by DDP and torch.compile."""
+`view` is the `TrainingView` the loop builds around the model: its `forward(batch)` is the objective's
+loss, so DDP and FSDP wrap the backbone, the heads and the loss together (FSDP gathers the head's
+sharded weights where the loss uses them); `view.hidden(...)` is the backbone's `hidden` (compiled
+with --compile) and `view.model` the model whose heads the objective applies."""
 
 from __future__ import annotations
 
@@ -11,25 +13,24 @@ from torch import Tensor, nn
 
 from lmforge.evaluation.masked import IGNORE
 from lmforge.training.batches import LMBatch, MLMBatch
-from lmforge.training.distributed import unwrap
 
 HEAD_CHUNK = 512
 
 
-class HiddenStates(nn.Module):
-    """The training view of a model: forward = model.hidden (heads are applied by the objective)."""
+class TrainingView(nn.Module):
+    """What the loop trains and DDP/FSDP wrap: forward(batch) = objective(self, batch), the loss."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, objective, compile: bool = False):
         super().__init__()
         self.model = model
+        self.objective = objective
+        self._hidden = torch.compile(model.hidden) if compile else model.hidden
 
-    def forward(self, *inputs):
-        return self.model.hidden(*inputs)
+    def hidden(self, *inputs):
+        return self._hidden(*inputs)
 
-
-def backbone(net: nn.Module) -> nn.Module:
-    """The model inside DDP, torch.compile and HiddenStates."""
-    return unwrap(net).model
+    def forward(self, batch) -> Tensor:
+        return self.objective(self, batch)
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -83,67 +84,67 @@ def lm_loss(hidden: Tensor, head: nn.Linear, targets: Tensor, smoothing: float =
                            label_smoothing=smoothing)
 
 
-def causal_lm(net: nn.Module, batch: LMBatch) -> Tensor:
+def causal_lm(view: TrainingView, batch: LMBatch) -> Tensor:
     """Next-token loss of a Transformer decoder over independent windows."""
-    hidden = net(batch.tokens)                                                  # (B, T, d_model)
-    return lm_loss(hidden, backbone(net).lm_head, batch.targets)
+    hidden = view.hidden(batch.tokens)                                              # (B, T, d_model)
+    return lm_loss(hidden, view.model.lm_head, batch.targets)
 
 
-def recurrent_lm(net: nn.Module, batch: LMBatch) -> Tensor:
+def recurrent_lm(view: TrainingView, batch: LMBatch) -> Tensor:
     """Next-token loss of a recurrent model reading its stream on from the carried state; the new
     state is detached (truncated BPTT) and handed back for the next window."""
     state = batch.carry.state if batch.carry is not None else None
-    hidden, state = net(batch.tokens, state, batch.resets)                      # (B, T, d_model)
+    hidden, state = view.hidden(batch.tokens, state, batch.resets)                  # (B, T, d_model)
     if batch.carry is not None:
         batch.carry.state = tuple(s.detach() for s in state)
-    return lm_loss(hidden, backbone(net).lm_head, batch.targets)
+    return lm_loss(hidden, view.model.lm_head, batch.targets)
 
 
-def masked_lm(net: nn.Module, batch: MLMBatch) -> Tensor:
+def masked_lm(view: TrainingView, batch: MLMBatch) -> Tensor:
     """Cross-entropy at the masked positions only: the MLM head runs on those rows alone (~15%)."""
-    hidden = net(batch.tokens)                                                  # (B, T, d_model)
+    hidden = view.hidden(batch.tokens)                                              # (B, T, d_model)
     picked = batch.targets != IGNORE                                            # (B, T)
-    logits = backbone(net).mlm_head(hidden[picked])                             # (n_masked, V)
+    logits = view.model.mlm_head(hidden[picked])                                    # (n_masked, V)
     if logits.size(0) == 0:
         return hidden.sum() * 0.0  # nothing masked in this micro-batch: no signal, but a valid graph
     return F.cross_entropy(logits.float(), batch.targets[picked])
 
 
-def classify(net: nn.Module, batch) -> Tensor:
+def classify(view: TrainingView, batch) -> Tensor:
     """Cross-entropy of the sequence head (weighted per class), or binary cross-entropy per label for
     multi-label tasks (labels are then multi-hot rows)."""
-    hidden = net(batch.tokens, batch.mask, batch.segments)                      # (B, T, d)
-    model = backbone(net)
+    hidden = view.hidden(batch.tokens, batch.mask, batch.segments)                  # (B, T, d)
+    model = view.model
     logits = model.head(hidden, batch.mask).float()                             # (B, n_labels)
     if batch.labels.dtype.is_floating_point:
         return F.binary_cross_entropy_with_logits(logits, batch.labels)
     return F.cross_entropy(logits, batch.labels, weight=model.class_weights)
 
 
-def tag(net: nn.Module, batch) -> Tensor:
+def tag(view: TrainingView, batch) -> Tensor:
     """Cross-entropy of the token head at each word's first piece (IGNORE elsewhere)."""
-    hidden = net(batch.tokens, batch.mask, batch.segments)                      # (B, T, d)
-    model = backbone(net)
+    hidden = view.hidden(batch.tokens, batch.mask, batch.segments)                  # (B, T, d)
+    model = view.model
     logits = model.head(hidden, batch.mask).float()                             # (B, T, n_labels)
     return F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), weight=model.class_weights,
                            ignore_index=IGNORE)
 
 
-def span(net: nn.Module, batch) -> Tensor:
+def span(view: TrainingView, batch) -> Tensor:
     """Mean of the start and end cross-entropies over each window's positions (padding excluded);
     a window without the answer points at position 0 ([CLS])."""
-    hidden = net(batch.tokens, batch.mask, batch.segments)                      # (B, T, d)
-    logits = backbone(net).head(hidden, batch.mask).float()                     # (B, T, 2)
+    hidden = view.hidden(batch.tokens, batch.mask, batch.segments)                  # (B, T, d)
+    logits = view.model.head(hidden, batch.mask).float()                            # (B, T, 2)
     logits = logits.masked_fill(~batch.mask.unsqueeze(-1), -1e4)
     start_loss = F.cross_entropy(logits[..., 0], batch.labels[:, 0])
     return (start_loss + F.cross_entropy(logits[..., 1], batch.labels[:, 1])) / 2
 
 
-def seq2seq(net: nn.Module, batch) -> Tensor:
+def seq2seq(view: TrainingView, batch) -> Tensor:
     """Label-smoothed cross-entropy of each next target token given the source and the target so far
     (teacher forcing); `batch.scale` turns the micro-batch's token mean into its share of the step's."""
-    hidden = net(batch.src, batch.src_mask, batch.tgt_in)                      # (B, T, d)
-    return lm_loss(hidden, backbone(net).lm_head, batch.tgt_out, batch.smoothing) * batch.scale
+    hidden = view.hidden(batch.src, batch.src_mask, batch.tgt_in)                   # (B, T, d)
+    return lm_loss(hidden, view.model.lm_head, batch.tgt_out, batch.smoothing) * batch.scale
 
 
 OBJECTIVES = {"causal_lm": causal_lm, "recurrent_lm": recurrent_lm, "masked_lm": masked_lm, "classify": classify,
