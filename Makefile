@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) -e '.[dev,bench,data,interop]'
+	$(PIP) -e '.[dev,bench,data,interop,ray]'
 	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(PIP) -e '.[llama]' || \
 		echo "make: llama-cpp-python did not build (it needs cmake and g++); the GGUF checks will be skipped" >&2
 	touch $@
@@ -32,7 +32,7 @@ test: $(VENV)/.installed-dev
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
-	$(PIP) -e '.[dev,bench,data,interop,refbench]'
+	$(PIP) -e '.[dev,bench,data,interop,ray,refbench]'
 	$(BIN)/python bench/run_all.py
 
 lint: $(VENV)/.installed-dev

@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: DATA/tokens/<tokenizer name>")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace shards already in --out (runs trained on them may stop matching)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="ray: encode each clean file as a Ray task (same shards)")
+    parser.add_argument("--ray-address", default=None,
+                        help="with --executor ray: an existing cluster's address (auto: this machine's); "
+                             "default: start a local Ray")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
@@ -41,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.tgt_tokenizer is not None:
         raise InputError(f"--tgt-tokenizer: {args.data} is not a parallel dataset; drop it.")
-    summary = tokenize_dataset(args.data, args.tokenizer, args.out, overwrite=args.overwrite)
+    summary = tokenize_dataset(args.data, args.tokenizer, args.out, overwrite=args.overwrite, executor=args.executor,
+                               ray_address=args.ray_address)
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -82,6 +82,12 @@ class PrepareConfig:
     """This process's shard of the inputs (inputs[rank::world_size])."""
     world_size: int = 1
     """Number of shards the inputs are split into."""
+    executor: str = "local"
+    """Where phase 1 runs: local (--workers processes on this machine) or ray (Ray tasks on a local
+    instance of --workers CPUs, or on the cluster at --ray-address); the output is the same."""
+    ray_address: str | None = None
+    """With --executor ray: the address of an existing Ray cluster (auto: the one this machine is part of);
+    None starts a local instance."""
     quality: QualityConfig = field(default_factory=QualityConfig, metadata={"cli": False})
 
     def __post_init__(self) -> None:
@@ -94,6 +100,7 @@ class PrepareConfig:
             (self.world_size >= 1 and 0 <= self.rank < self.world_size,
              f"--rank must be in [0, --world-size), got {self.rank} of {self.world_size}"),
             (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
+            (self.executor in ("local", "ray"), f"--executor must be local or ray, got {self.executor!r}"),
             (self.quality_filters in ("auto", "on", "off"),
              f"--quality-filters must be auto, on or off, got {self.quality_filters!r}"),
             (0 <= self.lang_threshold <= 1, f"--lang-threshold must be in [0, 1], got {self.lang_threshold}"),
@@ -109,7 +116,7 @@ class PrepareConfig:
     def output_settings(self) -> dict:
         """What must match for a work/ folder to be resumed or merged (not how it is executed)."""
         settings = asdict(self)
-        for key in ("workers", "rank", "world_size", "keep_rejected", "skip_bad_records"):
+        for key in ("workers", "rank", "world_size", "keep_rejected", "skip_bad_records", "executor", "ray_address"):
             settings.pop(key)
         return settings
 
@@ -149,7 +156,14 @@ def _run_phase1(inputs: list, todo: list[int], config: PrepareConfig, work: Path
     # largest inputs first, so that workers finish together (longest-processing-time-first)
     jobs = sorted(((i, inputs[i][0], config, work) for i in todo), key=lambda job: -_input_size(job[1]))
     try:
-        if config.workers == 1 or len(todo) <= 1:
+        if config.executor == "ray":
+            from lmforge.data.ray_executor import ray_map
+
+            cpus = config.workers if config.workers > 1 else None
+            for result in ray_map(_process_job, jobs, config.ray_address, cpus):
+                bar.update(1)
+                bar.set_postfix(docs=result["docs_kept"], refresh=False)
+        elif config.workers == 1 or len(todo) <= 1:
             for job in jobs:
                 result = process_input(*job)
                 bar.update(1)
@@ -230,6 +244,10 @@ def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources:
                    overwrite: bool = False, test_sources: list = ()) -> dict:
     """Phase 1 for this rank's inputs (skipping finished ones), then phase 2 over them."""
     out, started = Path(out), time.perf_counter()
+    if config.executor == "ray":   # refused before anything is read or written
+        from lmforge.data.ray_executor import require_ray
+
+        require_ray()
     if (out / "stats.json").exists() and not overwrite:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     # held-out sources come first: a training document that duplicates one of them is the one removed
@@ -254,6 +272,10 @@ def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources:
 def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwrite: bool = False) -> dict:
     """Phase 2 over the parts of several `--rank` outputs: the same result as one process on all inputs."""
     out, started = Path(out), time.perf_counter()
+    if config.executor == "ray":   # refused before anything is read or written
+        from lmforge.data.ray_executor import require_ray
+
+        require_ray()
     if (out / "stats.json").exists() and not overwrite:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     manifests = [(Path(s), read_json(Path(s) / "work" / "manifest.json", "prepare manifest")) for s in shards]

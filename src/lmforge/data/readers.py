@@ -424,9 +424,10 @@ def open_text(path: Path):
     return io.TextIOWrapper(gzip.GzipFile(fileobj=raw) if compressed else raw, encoding=encoding, newline="\n")
 
 
-def iter_clean_texts(directory: Path, split: str):
-    """Texts of one split of a `prepare` output, in file order."""
-    for path in sorted(Path(directory).glob(f"{split}-*.jsonl.gz")):
+def iter_clean_texts(directory: Path, split: str, exact: bool = False):
+    """Texts of one split of a `prepare` output, in file order (`exact`: `split` names one file)."""
+    paths = [Path(directory) / split] if exact else sorted(Path(directory).glob(f"{split}-*.jsonl.gz"))
+    for path in paths:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in handle:
                 yield json.loads(line)["text"]

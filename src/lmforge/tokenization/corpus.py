@@ -9,6 +9,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from lmforge.data.readers import iter_clean_texts
@@ -32,8 +33,55 @@ def clean_dir(data: Path) -> Path:
     return folder
 
 
-def tokenize_corpus(data: Path, tokenizer: Tokenizer, out: Path) -> dict:
-    """Encode each split in batches; every document is followed by EOS. Memory is one batch."""
+def encoded_batches(tokenizer: Tokenizer, texts):
+    """(ids of each document followed by EOS, UTF-8 bytes of the batch) per batch of BATCH_DOCS texts."""
+    texts = iter(texts)
+    while batch := list(islice(texts, BATCH_DOCS)):
+        ids = tokenizer.encode_batch(batch)
+        for doc_ids in ids:
+            doc_ids.append(tokenizer.eos_id)
+        yield ids, sum(len(t.encode("utf-8")) for t in batch)
+
+
+def encode_file(job: tuple[str, str]) -> tuple[list[np.ndarray], int]:
+    """A Ray task: the documents of one clean file as token arrays (the shard's dtype), and their bytes."""
+    tokenizer_path, path = job
+    tokenizer = Tokenizer(Path(tokenizer_path))
+    dtype = dtype_for_vocab(tokenizer.vocab_size)
+    arrays, size = [], 0
+    for ids, batch_bytes in encoded_batches(tokenizer, iter_clean_texts(Path(path).parent, Path(path).name,
+                                                                        exact=True)):
+        arrays += [np.asarray(doc, dtype=dtype) for doc in ids]
+        size += batch_bytes
+    return arrays, size
+
+
+def _split_batches(source: Path, split: str, tokenizer: Tokenizer, executor: str, address: str | None):
+    """The split's encoded batches in file order, encoded here or by Ray tasks (one per clean file)."""
+    if executor != "ray":
+        yield from encoded_batches(tokenizer, iter_clean_texts(source, split))
+        return
+    from lmforge.data.ray_executor import ray_map
+
+    files = sorted(source.glob(f"{split}-*.jsonl.gz"))
+    jobs = [(str(index), (str(tokenizer.path), str(path))) for index, path in enumerate(files)]
+    done, following = {}, 0
+    for index, result in ray_map(_indexed_encode, jobs, address):
+        done[int(index)] = result
+        while following in done:   # written in file order, whatever order the tasks finish in
+            yield done.pop(following)
+            following += 1
+
+
+def _indexed_encode(job):
+    index, inner = job
+    return index, encode_file(inner)
+
+
+def tokenize_corpus(data: Path, tokenizer: Tokenizer, out: Path, executor: str = "local",
+                    ray_address: str | None = None) -> dict:
+    """Encode each split in batches; every document is followed by EOS. Memory is one batch (one file per
+    Ray task with --executor ray; the shards are the same)."""
     source = clean_dir(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,12 +91,7 @@ def tokenize_corpus(data: Path, tokenizer: Tokenizer, out: Path) -> dict:
         writer = ShardWriter(out, split, dtype)
         bar = tqdm(desc=f"tokenize {split}", unit="B", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
         try:
-            texts = iter_clean_texts(source, split)
-            while batch := list(islice(texts, BATCH_DOCS)):
-                ids = tokenizer.encode_batch(batch)
-                for doc_ids in ids:
-                    doc_ids.append(tokenizer.eos_id)
-                size = sum(len(t.encode("utf-8")) for t in batch)
+            for ids, size in _split_batches(source, split, tokenizer, executor, ray_address):
                 writer.write(ids, size)
                 bar.update(size)
         except BaseException:
@@ -114,14 +157,19 @@ def _save(tokenizer, kind: str, out: Path) -> Path:
     return out
 
 
-def tokenize_dataset(data: Path, tokenizer_dir: Path, out: Path | None, overwrite: bool = False) -> dict:
+def tokenize_dataset(data: Path, tokenizer_dir: Path, out: Path | None, overwrite: bool = False,
+                     executor: str = "local", ray_address: str | None = None) -> dict:
     """Shards of `data` with the tokenizer in `tokenizer_dir` (default out: DATA/tokens/<tokenizer name>)."""
+    if executor == "ray":
+        from lmforge.data.ray_executor import require_ray
+
+        require_ray()
     tokenizer = Tokenizer(tokenizer_dir)
     out = out or Path(data) / "tokens" / tokenizer.name
     if (Path(out) / "meta.json").exists() and not overwrite:
         raise InputError(f"{out}: already holds token shards; runs trained on them would stop matching if they "
                          "were replaced. Choose another --out, or pass --overwrite.")
-    summary = tokenize_corpus(data, tokenizer, out)
+    summary = tokenize_corpus(data, tokenizer, out, executor, ray_address)
     splits = ", ".join(f"{k} {v['tokens']:,} tokens" for k, v in summary["splits"].items())
     print(f"tokenize: {splits} ({summary['dtype']}) at {summary['mb_per_s']:.1f} MB/s -> {out}", file=sys.stderr)
     return summary

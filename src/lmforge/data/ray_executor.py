@@ -1,0 +1,67 @@
+"""Work of the data stages as Ray tasks, on a local Ray instance or an existing cluster: `prepare`'s per-input
+phase and `tokenize`'s per-file encoding run there, and the results come back to this process, which
+merges them exactly as it merges the results of --workers processes (so the output is the same).
+Ray is an optional extra: without it, --executor ray is refused with the install line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+from lmforge.errors import InputError
+
+EXECUTORS = ("local", "ray")
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--executor ray needs Ray: pip install 'lmforge[ray]' (or pip install 'ray[default]'), "
+                         "or use --workers N on this machine.") from None
+    return ray
+
+
+def _start(address: str | None, cpus: int | None):
+    """Join the cluster at `address` ("auto": the one this machine belongs to), or start a local instance
+    with `cpus` CPUs (None: all of them)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    # workers import lmforge from the same checkout: the driver's path travels to them
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH", ""),
+                                                                           *_package_roots()]))}}
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "runtime_env": runtime_env}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=cpus, **kwargs)
+    except (ConnectionError, RuntimeError) as error:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise InputError(f"could not start or reach {where} ({str(error).splitlines()[0][:160]}); check "
+                         "--ray-address, or drop it to start a local one.") from None
+    return ray
+
+
+def _package_roots() -> list[str]:
+    import lmforge
+
+    return [os.path.dirname(os.path.dirname(lmforge.__file__))]
+
+
+def ray_map(function: Callable, jobs: Iterable, address: str | None = None, cpus: int | None = None) -> Iterator:
+    """function(job) for every job as Ray tasks; results in the order the tasks finish. Errors raised in a
+    task are raised here (an InputError as itself, so it stays a one-line message)."""
+    ray = _start(address, cpus)
+    remote = ray.remote(function)
+    pending = [remote.remote(job) for job in jobs]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        try:
+            yield ray.get(done[0])
+        except ray.exceptions.RayTaskError as error:
+            cause = error.as_instanceof_cause()
+            if isinstance(cause, InputError):
+                raise InputError(str(cause).splitlines()[0]) from None
+            raise
