@@ -27,6 +27,7 @@ SCRIPTS = [
     ("default_commands.py", ["--tasks", "tag,qa"]),            # the documented defaults on unseen data: ~20 min
     ("default_commands.py", ["--tasks", "classify", "--sets", "zh", "--models", "fasttext,bilstm"]),
     ("default_commands.py", ["--tasks", "classify", "--sets", "sentiment,spam,sotu,langid", "--models", "fasttext"]),
+    ("export_parity.py", []), ("gguf_speed.py", []), ("fsdp_memory.py", []), ("ray_throughput.py", []),
     ("applications.py", []),   # the longest last: about 3 hours
 ]
 

@@ -5,7 +5,6 @@ Ray is an optional extra: without it, --executor ray is refused with the install
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 
 from lmforge.errors import InputError
@@ -28,10 +27,9 @@ def _start(address: str | None, cpus: int | None):
     ray = require_ray()
     if ray.is_initialized():
         return ray
-    # workers import lmforge from the same checkout: the driver's path travels to them
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH", ""),
-                                                                           *_package_roots()]))}}
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "runtime_env": runtime_env}
+    # lmforge must be installed where the workers run (a cluster's nodes); no runtime_env is shipped, which
+    # would cost seconds of environment set-up per worker pool
+    kwargs = {"include_dashboard": False, "log_to_driver": False}
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -42,12 +40,6 @@ def _start(address: str | None, cpus: int | None):
         raise InputError(f"could not start or reach {where} ({str(error).splitlines()[0][:160]}); check "
                          "--ray-address, or drop it to start a local one.") from None
     return ray
-
-
-def _package_roots() -> list[str]:
-    import lmforge
-
-    return [os.path.dirname(os.path.dirname(lmforge.__file__))]
 
 
 def ray_map(function: Callable, jobs: Iterable, address: str | None = None, cpus: int | None = None) -> Iterator:
