@@ -1,12 +1,14 @@
 """Each documented export and import, run on trained runs and checked in the other runtime: the numbers
 `lmforge export` / `lmforge import` print (largest output difference, greedy tokens equal, tokenizer ids
 equal). Runs: a GPT and a chat-less BERT (pre- and post-norm) trained 200 steps on the quickstart shards,
-task runs fine-tuned on sentiment_uci_en (BERT, BiLSTM) and brown_pos_en (BERT tagger).
-    python bench/export_parity.py
+task runs fine-tuned on sentiment_uci_en (BERT, BiLSTM) and brown_pos_en (BERT tagger), and a translation
+Transformer trained 120 s on gettext_ui_en_x en-de (CTranslate2).
+    python bench/export_parity.py [--only lm|translation]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -36,12 +38,30 @@ def report(name: str, summary: dict) -> None:
                       "architecture": summary["architecture"], **check}), flush=True)
 
 
+def translation(root: Path) -> None:
+    """The documented translation commands, then the CTranslate2 export and its check."""
+    data = root / "en-de"
+    lmforge("prepare", "--pairs", SHARED / "gettext_ui_en_x", "--filter", "tgt_lang=de", "--out", data)
+    lmforge("tokenizer", "train", data, "--joint", "--kind", "bpe", "--vocab-size", "4000", "--out", root / "tok-ende")
+    lmforge("train", "--data", data, "--tokenizer", root / "tok-ende", "--model", "transformer", "--preset", "tiny",
+            "--max-time", "120", "--out", root / "tfm")
+    report("transformer en-de", lmforge("export", "--run", root / "tfm", "--format", "ctranslate2", "--out",
+                                        root / "exports" / "tfm.ct2", "--json"))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=("lm", "translation"), default=None)
+    args = parser.parse_args()
     if not Path(QUICKSTART_SHARDS, "meta.json").exists():
         raise SystemExit(f"{QUICKSTART_SHARDS}: run `lmforge quickstart` (bench/run_all.py does) first")
     print(f"# {machine()}; {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.only != "lm":
+            translation(root)
+        if args.only == "translation":
+            return
         runs = {"gpt": [], "bert-pre": ["--model", "bert"], "bert-post": ["--model", "bert", "--norm-position", "post"]}
         for name, extra in runs.items():
             lmforge("train", "--data", QUICKSTART_SHARDS, "--out", root / name, *TRAIN, *extra)

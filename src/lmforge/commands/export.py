@@ -4,7 +4,7 @@ tokens (the other runtime must be installed to check; `pip install 'lmforge[inte
 Formats: hf (a transformers folder: LlamaForCausalLM for GPT runs, BertForMaskedLM or
 RobertaPreLayerNormForMaskedLM for BERT runs, *ForSequenceClassification / *ForTokenClassification /
 *ForQuestionAnswering for task runs on them), onnx (task runs and the GPT forward, for onnxruntime),
-gguf (GPT runs, for llama.cpp).
+gguf (GPT runs, for llama.cpp), ctranslate2 (the translation Transformer).
 
 Examples (CPU, seconds):
     lmforge export --run runs/gpt --format hf --out hf/gpt
@@ -27,7 +27,8 @@ from lmforge.interop.parity import describe
 def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory to export")
     parser.add_argument("--format", choices=FORMATS, required=True, help="target format")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (hf) or file (onnx, gguf)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (hf, ctranslate2) or file (onnx, gguf)")
     parser.add_argument("--dtype", default="f32", choices=("f32", "f16"), help="gguf weights (default f32)")
     parser.add_argument("--no-verify", action="store_true", help="write without loading the export to compare outputs")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")

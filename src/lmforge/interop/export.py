@@ -26,7 +26,8 @@ class ExportConfig:
     run: Path
     """Run directory to export."""
     format: str = "hf"
-    """hf (transformers folder), onnx (one .onnx file) or gguf (one .gguf file for llama.cpp)."""
+    """hf (transformers folder), onnx (one .onnx file), gguf (one .gguf file for llama.cpp) or ctranslate2
+    (a CTranslate2 model folder, for translation Transformers)."""
     out: Path = Path("export")
     """Output folder (hf) or file (onnx, gguf)."""
     dtype: str = "f32"
@@ -59,6 +60,11 @@ class Source:
 
 
 def load_source(run) -> Source:
+    if run.contract.kind == "seq2seq":
+        from lmforge.inference.translation import load_seq2seq
+
+        loaded = load_seq2seq(run)
+        return Source(run, loaded, loaded.src, False, loaded.model.config.max_seq_len)
     if run.contract.kind == "task":
         task_run = load_task_run(run, verb="export")
         return Source(run, task_run.model, task_run.tokenizer, task_run.encoder, task_run.max_len, task_run)
@@ -75,7 +81,7 @@ def export_run(c: ExportConfig) -> dict:
         raise InputError(f"--dtype {c.dtype!r}: gguf exports f32 or f16 weights.")
     source = load_source(run)
     started = time.perf_counter()
-    writer = {"hf": _export_hf, "onnx": _export_onnx, "gguf": _export_gguf}[c.format]
+    writer = {"hf": _export_hf, "onnx": _export_onnx, "gguf": _export_gguf, "ctranslate2": _export_ctranslate2}[c.format]
     with staged(c.out, c.overwrite, directory=c.format == "hf") as tmp:
         summary = writer(source, tmp, c)
         summary |= {"format": c.format, "run": str(Path(c.run).resolve()), "out": str(c.out),
@@ -115,6 +121,12 @@ def _export_onnx(source: Source, tmp: Path, c: ExportConfig) -> dict:
     from lmforge.interop.onnx_export import export_onnx
 
     return export_onnx(source, tmp, c.verify, Path(c.out).name)
+
+
+def _export_ctranslate2(source: Source, tmp: Path, c: ExportConfig) -> dict:
+    from lmforge.interop.ctranslate2_export import export_ctranslate2
+
+    return export_ctranslate2(source.model, tmp, c.verify, Path(c.out).name)
 
 
 def _export_gguf(source: Source, tmp: Path, c: ExportConfig) -> dict:

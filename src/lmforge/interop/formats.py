@@ -6,7 +6,7 @@ from lmforge.errors import InputError
 from lmforge.models.convert import hf_encoder_type
 from lmforge.runs import Run
 
-FORMATS = ("hf", "onnx", "gguf")
+FORMATS = ("hf", "onnx", "gguf", "ctranslate2")
 
 
 def _bert_config(run: Run):
@@ -41,6 +41,8 @@ def supported(run: Run) -> list[str]:
         formats.append("onnx")
     if kind == "lm" and run.family == "gpt":
         formats.append("gguf")
+    if kind == "seq2seq" and run.family == "transformer":
+        formats.append("ctranslate2")
     return formats
 
 
