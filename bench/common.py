@@ -35,6 +35,17 @@ def hf_llama(config: GPTConfig):
     return LlamaForCausalLM(LlamaConfig(**llama_config(config), attn_implementation="sdpa"))
 
 
+def generation_arguments():
+    """The options of the generation-speed benchmarks: presets, new tokens, repeats."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    return parser.parse_args()
+
+
 def ours(config: GPTConfig) -> GPT:
     torch.manual_seed(0)
     return GPT(config)

@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import torch
-from common import hf_llama, machine, ours
+from common import generation_arguments, hf_llama, machine, ours
 
 from lmforge.inference.decoding import generate
 from lmforge.inference.quantize import quantize_int8
@@ -18,11 +17,7 @@ from lmforge.models.gpt import PRESETS, GPTConfig
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = generation_arguments()
     print(f"# {machine()}")
     prompt = list(range(10, 42))
     for preset in args.presets:

@@ -8,7 +8,6 @@ documented `lmforge generate` command. The reference serving is measured against
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import hf_llama, machine
+from common import generation_arguments, hf_llama, machine
 
 from lmforge.inference.decoding import generate
 from lmforge.inference.loading import load_lm
@@ -74,11 +73,7 @@ def lmforge_rate(run: Path, prompt: list[int], n: int, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = generation_arguments()
     torch.set_num_threads(2)
     print(f"# {machine()}; {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as tmp:

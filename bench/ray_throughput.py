@@ -25,7 +25,19 @@ TIMINGS = ("seconds", "mb_per_s", "phase1_cpu_seconds")
 def lmforge(*args) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "lmforge", *map(str, args)], check=True, capture_output=True)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if "ray" in args:   # a command's Ray processes outlive it briefly: let them go before the next is timed
+        _wait_for_ray_to_exit()
+    return seconds
+
+
+def _wait_for_ray_to_exit(limit: float = 30.0) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        found = subprocess.run(["pgrep", "-f", "raylet|gcs_server|default_worker"], capture_output=True, text=True)
+        if not found.stdout.strip():
+            return
+        time.sleep(0.5)
 
 
 def same_output(a: Path, b: Path) -> bool:
@@ -79,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# {machine()}; {time.strftime('%Y-%m-%d')}; ray {__import__('ray').__version__}")
     start = ray_start_seconds()
+    _wait_for_ray_to_exit()   # the measuring instance's processes gone before anything is timed
     for index, copies in enumerate(args.copies):
         with tempfile.TemporaryDirectory() as tmp:
             prepare_both(Path(tmp), copies, start)

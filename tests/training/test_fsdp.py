@@ -46,36 +46,43 @@ def same_weights(a, b, tolerance: float = 0.0) -> None:
         assert float((first[name] - second[name]).abs().max()) <= tolerance, name
 
 
+@pytest.fixture(scope="module")
+def trained(prepared, tmp_path_factory) -> dict:
+    """A DDP run and an FSDP run of the same model, data, seed and global batch (2 processes each)."""
+    root = tmp_path_factory.mktemp("fsdp")
+    ddp = torchrun(["train", "--out", root / "ddp", *common(prepared)], 29631)
+    fsdp = torchrun(["train", "--out", root / "fsdp", "--parallel", "fsdp", *common(prepared)], 29632)
+    return {"root": root, "ddp": ddp, "fsdp": fsdp}
+
+
 @pytest.mark.slow
-def test_fsdp_trains_like_ddp_in_half_the_memory_and_reshards_on_resume(prepared, tmp_path):
-    ddp = torchrun(["train", "--out", tmp_path / "ddp", *common(prepared)], 29631)
-    fsdp = torchrun(["train", "--out", tmp_path / "fsdp", "--parallel", "fsdp", *common(prepared)], 29632)
-    one, two = losses(tmp_path / "ddp"), losses(tmp_path / "fsdp")
+def test_fsdp_trains_like_ddp_in_half_the_memory_and_reshards_on_resume(trained, tmp_path):
+    root, ddp, fsdp = trained["root"], trained["ddp"], trained["fsdp"]
+    one, two = losses(root / "ddp"), losses(root / "fsdp")
     assert one.keys() == two.keys() and len(one) == 8
     for step in one:
         assert two[step] == pytest.approx(one[step], rel=1e-5, abs=1e-6), step
     assert fsdp["parallel"] == "fsdp" and fsdp["state_bytes_per_rank"] < 0.6 * ddp["state_bytes_per_rank"]
-    checkpoint = tmp_path / "fsdp" / "checkpoints" / "step_00000004"
+    checkpoint = root / "fsdp" / "checkpoints" / "step_00000004"
     assert (checkpoint / "sharded").is_dir() and (checkpoint / "model.safetensors").exists()
-    same_weights(tmp_path / "ddp", tmp_path / "fsdp", tolerance=1e-6)
+    same_weights(root / "ddp", root / "fsdp", tolerance=1e-6)
     for name in ("two", "one"):   # step 8 forgotten: resume from the shards written at step 4
-        shutil.copytree(tmp_path / "fsdp", tmp_path / name)
+        shutil.copytree(root / "fsdp", tmp_path / name)
         shutil.rmtree(tmp_path / name / "checkpoints" / "step_00000008")
     torchrun(["train", "--resume", tmp_path / "two", "--json"], 29633)
     single(["train", "--resume", tmp_path / "one", "--batch-size", "8", "--json"])   # the same global batch
-    same_weights(tmp_path / "fsdp", tmp_path / "two")
-    same_weights(tmp_path / "fsdp", tmp_path / "one", tolerance=1e-6)
+    same_weights(root / "fsdp", tmp_path / "two")
+    same_weights(root / "fsdp", tmp_path / "one", tolerance=1e-6)
     for step in range(5, 9):
         assert losses(tmp_path / "one")[step] == pytest.approx(two[step], rel=1e-5), step
 
 
 @pytest.mark.slow
-def test_activation_checkpointing_keeps_the_curve(prepared, tmp_path):
-    plain = torchrun(["train", "--out", tmp_path / "plain", "--parallel", "fsdp", *common(prepared)], 29634)
+def test_activation_checkpointing_keeps_the_curve(prepared, trained, tmp_path):
     recomputed = torchrun(["train", "--out", tmp_path / "ac", "--parallel", "fsdp", "--activation-checkpointing",
                            *common(prepared)], 29635)
-    assert recomputed["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
-    assert losses(tmp_path / "ac") == pytest.approx(losses(tmp_path / "plain"), rel=1e-5)
+    assert recomputed["train_loss"] == pytest.approx(trained["fsdp"]["train_loss"], rel=1e-5)
+    assert losses(tmp_path / "ac") == pytest.approx(losses(trained["root"] / "fsdp"), rel=1e-5)
 
 
 def test_fsdp_needs_torchrun_and_a_checkpoint_of_the_same_model(prepared, cli, tmp_path):
@@ -87,8 +94,8 @@ def test_fsdp_needs_torchrun_and_a_checkpoint_of_the_same_model(prepared, cli, t
 
 
 @pytest.mark.slow
-def test_a_sharded_checkpoint_refuses_another_model(prepared, cli, tmp_path):
-    torchrun(["train", "--out", tmp_path / "run", "--parallel", "fsdp", *common(prepared)], 29636)
+def test_a_sharded_checkpoint_refuses_another_model(trained, cli, tmp_path):
+    shutil.copytree(trained["root"] / "fsdp", tmp_path / "run")
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "step_00000008")
     config = tmp_path / "run" / "config.toml"
     config.write_text(config.read_text().replace("d_model = 32", "d_model = 64"))

@@ -81,7 +81,8 @@ def export_run(c: ExportConfig) -> dict:
         raise InputError(f"--dtype {c.dtype!r}: gguf exports f32 or f16 weights.")
     source = load_source(run)
     started = time.perf_counter()
-    writer = {"hf": _export_hf, "onnx": _export_onnx, "gguf": _export_gguf, "ctranslate2": _export_ctranslate2}[c.format]
+    writers = {"hf": _export_hf, "onnx": _export_onnx, "gguf": _export_gguf, "ctranslate2": _export_ctranslate2}
+    writer = writers[c.format]
     with staged(c.out, c.overwrite, directory=c.format == "hf") as tmp:
         summary = writer(source, tmp, c)
         summary |= {"format": c.format, "run": str(Path(c.run).resolve()), "out": str(c.out),
