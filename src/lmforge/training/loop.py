@@ -203,6 +203,9 @@ class Session:
                 first = distributed.checkpoint_error_line(error)
                 raise InputError(f"{path}: the sharded checkpoint does not fit this run's model ({first}); resume "
                                  "with the model settings it was trained with.") from None
+        elif self.sharded:
+            raise InputError(f"{path}: this checkpoint was written without FSDP (by DDP or one process), so its "
+                             "optimizer state is not in shards; resume it with --parallel ddp.")
         else:
             load_weights(self.model, path / "model.safetensors")
             self.optimizers.load_state_dict(optim_state["optimizers"])
@@ -309,7 +312,8 @@ class Session:
         carried = self.sampler.checkpoint_tensors(self.info)  # a collective: every rank takes part
         directory = self.setup.run_dir / "checkpoints"
         weights, staged = self.weights(), None
-        if self.sharded:   # every rank writes its shards into the staging folder rank 0 made
+        # an FSDP run keeps sharded checkpoints even when resumed on one process, so it can go back to N
+        if self.config.parallel == "fsdp":   # every rank writes its shards into the staging folder rank 0 made
             if self.info.is_main:
                 staged = stage_checkpoint(directory, self.step)
             distributed.barrier(self.info)
@@ -318,7 +322,7 @@ class Session:
             distributed.barrier(self.info)
         if self.info.is_main:
             optim_state = {"torch_rng": torch.get_rng_state()}
-            if not self.sharded:
+            if staged is None:
                 optim_state["optimizers"] = self.optimizers.state_dict()
             if self.device.type == "cuda":
                 optim_state["cuda_rng"] = torch.cuda.get_rng_state_all()
