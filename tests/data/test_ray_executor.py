@@ -57,3 +57,11 @@ def test_without_ray_the_executor_is_refused_with_the_install_line(cli, tmp_path
     assert_input_error(cli("tokenize", prepared["data"], "--tokenizer", prepared["tokenizer"], "--out",
                            tmp_path / "shards", "--executor", "ray"), "pip install")
     assert not (tmp_path / "shards").exists()
+
+
+def test_an_address_nobody_answers_is_refused_at_once(cli, tmp_path):
+    pytest.importorskip("ray")
+    corpus = write_corpus(tmp_path / "in")
+    assert_input_error(cli("prepare", corpus, "--out", tmp_path / "out", "--executor", "ray", "--ray-address",
+                           "127.0.0.1:1"), "nothing answers", "ray start --head")
+    assert not (tmp_path / "out").exists()

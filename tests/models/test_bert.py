@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lmforge.models.bert import BERT, BERTConfig
+from lmforge.models.convert import to_hf_encoder, to_hf_mlm_head
 
 
 def test_shapes_and_variants():
@@ -37,30 +38,10 @@ def test_the_encoder_is_bidirectional():
 
 
 def copy_into_hf(ours: BERT, hf) -> None:
-    """Our parameters into transformers' BertForMaskedLM layout (query/key/value are one matrix here)."""
-    sd = {}
-    for i, block in enumerate(ours.blocks):
-        prefix = f"bert.encoder.layer.{i}."
-        for j, name in enumerate(("query", "key", "value")):
-            sd[prefix + f"attention.self.{name}.weight"] = block.attn.qkv.weight.chunk(3)[j]
-            sd[prefix + f"attention.self.{name}.bias"] = block.attn.qkv.bias.chunk(3)[j]
-        pairs = {"attention.output.dense": block.attn.out, "attention.output.LayerNorm": block.attn_norm,
-                 "intermediate.dense": block.mlp.up, "output.dense": block.mlp.down, "output.LayerNorm": block.mlp_norm}
-        for hf_name, module in pairs.items():
-            sd[prefix + hf_name + ".weight"], sd[prefix + hf_name + ".bias"] = module.weight, module.bias
-    sd["bert.embeddings.word_embeddings.weight"] = ours.embed.weight
-    sd["bert.embeddings.position_embeddings.weight"] = ours.position.weight
-    sd["bert.embeddings.token_type_embeddings.weight"] = ours.segment.weight
-    sd["bert.embeddings.LayerNorm.weight"], sd["bert.embeddings.LayerNorm.bias"] = ours.embed_norm.weight, \
-        ours.embed_norm.bias
-    head = ours.mlm_head
-    sd["cls.predictions.transform.dense.weight"], sd["cls.predictions.transform.dense.bias"] = head.dense.weight, \
-        head.dense.bias
-    sd["cls.predictions.transform.LayerNorm.weight"] = head.norm.weight
-    sd["cls.predictions.transform.LayerNorm.bias"] = head.norm.bias
-    sd["cls.predictions.decoder.weight"], sd["cls.predictions.decoder.bias"] = head.decoder.weight, head.decoder.bias
-    sd["cls.predictions.bias"] = head.decoder.bias
-    missing, unexpected = hf.load_state_dict({k: v.detach().clone() for k, v in sd.items()}, strict=False)
+    """Our parameters into transformers' BertForMaskedLM through models/convert.py (query/key/value are one
+    matrix here); everything HF has but position/token-type id buffers must be covered."""
+    sd = {**to_hf_encoder(ours, pad_id=0), **to_hf_mlm_head(ours)}
+    missing, unexpected = hf.load_state_dict(sd, strict=False)
     assert not unexpected, unexpected
     assert all("position_ids" in k or "token_type_ids" in k for k in missing), missing
 

@@ -111,3 +111,18 @@ def test_fsdp_on_two_gpus_with_mixed_precision(prepared, tmp_path):
     ddp = torchrun(["train", "--out", tmp_path / "ddp", *common(prepared, "cuda")], 29637)
     fsdp = torchrun(["train", "--out", tmp_path / "fsdp", "--parallel", "fsdp", *common(prepared, "cuda")], 29638)
     assert fsdp["train_loss"] == pytest.approx(ddp["train_loss"], rel=2e-2)   # bf16 weights against autocast
+
+
+@pytest.mark.slow
+def test_a_ddp_checkpoint_is_not_resumed_under_fsdp(trained, tmp_path):
+    shutil.copytree(trained["root"] / "ddp", tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step_00000008")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                           "29639", "-m", "lmforge", "train", "--resume", str(tmp_path / "run"), "--parallel", "fsdp"],
+                          env=ENV, capture_output=True, timeout=300, text=True)
+    assert done.returncode != 0
+    errors = {line for line in done.stderr.splitlines() if line.startswith("lmforge: error:")}
+    assert len(errors) == 1 and "written without FSDP" in errors.pop()
+    # each rank exits 2 with that line; the only traceback is torchrun's own report of failed children
+    assert "src/lmforge/" not in done.stderr and "ChildFailedError" in done.stderr
+    assert not (tmp_path / "run" / "checkpoints" / "step_00000008").exists()   # nothing written

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from lmforge.data.pairs import is_pairs_dataset
+from lmforge.data.ray_executor import EXECUTORS
 from lmforge.errors import InputError
 from lmforge.tokenization.corpus import tokenize_dataset
 from lmforge.tokenization.pairs import tokenize_pairs
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv=()) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: DATA/tokens/<tokenizer name>")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace shards already in --out (runs trained on them may stop matching)")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="ray: encode each clean file as a Ray task (same shards)")
     parser.add_argument("--ray-address", default=None,
                         help="with --executor ray: an existing cluster's address (auto: this machine's); "

@@ -20,6 +20,7 @@ from lmforge.data.dedup import Part, collect_phase1_rejects, duplicate_decisions
 from lmforge.data.minhash import MinHashConfig
 from lmforge.data.multistream import part_of, split_into_parts
 from lmforge.data.quality import QualityConfig
+from lmforge.data.ray_executor import EXECUTORS
 from lmforge.data.readers import doc_split_chars, list_input_files
 from lmforge.data.report import plot_lengths, summarize
 from lmforge.data.work import WORK_FORMAT_VERSION, finished_parts, part_name, process_input
@@ -100,7 +101,7 @@ class PrepareConfig:
             (self.world_size >= 1 and 0 <= self.rank < self.world_size,
              f"--rank must be in [0, --world-size), got {self.rank} of {self.world_size}"),
             (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
-            (self.executor in ("local", "ray"), f"--executor must be local or ray, got {self.executor!r}"),
+            (self.executor in EXECUTORS, f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}"),
             (self.quality_filters in ("auto", "on", "off"),
              f"--quality-filters must be auto, on or off, got {self.quality_filters!r}"),
             (0 <= self.lang_threshold <= 1, f"--lang-threshold must be in [0, 1], got {self.lang_threshold}"),
@@ -245,9 +246,9 @@ def prepare_corpus(sources: list, out: Path, config: PrepareConfig, val_sources:
     """Phase 1 for this rank's inputs (skipping finished ones), then phase 2 over them."""
     out, started = Path(out), time.perf_counter()
     if config.executor == "ray":   # refused before anything is read or written
-        from lmforge.data.ray_executor import require_ray
+        from lmforge.data.ray_executor import check_ray
 
-        require_ray()
+        check_ray(config.ray_address)
     if (out / "stats.json").exists() and not overwrite:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     # held-out sources come first: a training document that duplicates one of them is the one removed
@@ -273,9 +274,9 @@ def merge_prepared(shards: list[Path], out: Path, config: PrepareConfig, overwri
     """Phase 2 over the parts of several `--rank` outputs: the same result as one process on all inputs."""
     out, started = Path(out), time.perf_counter()
     if config.executor == "ray":   # refused before anything is read or written
-        from lmforge.data.ray_executor import require_ray
+        from lmforge.data.ray_executor import check_ray
 
-        require_ray()
+        check_ray(config.ray_address)
     if (out / "stats.json").exists() and not overwrite:
         raise InputError(f"{out}: already prepared; pass --overwrite to replace it or choose another --out.")
     manifests = [(Path(s), read_json(Path(s) / "work" / "manifest.json", "prepare manifest")) for s in shards]

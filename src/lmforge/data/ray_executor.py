@@ -12,6 +12,13 @@ from lmforge.errors import InputError
 EXECUTORS = ("local", "ray")
 
 
+def check_ray(address: str | None) -> None:
+    """Before anything is read or written: Ray is installed and the cluster at `address` answers."""
+    require_ray()
+    if address and address != "auto":
+        _check_reachable(address)
+
+
 def require_ray():
     try:
         import ray
@@ -40,6 +47,20 @@ def _start(address: str | None, cpus: int | None):
         raise InputError(f"could not start or reach {where} ({str(error).splitlines()[0][:160]}); check "
                          "--ray-address, or drop it to start a local one.") from None
     return ray
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuse at once a HOST:PORT nobody listens on (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds).close()
+    except ValueError:
+        raise InputError(f"--ray-address {address!r}: expected HOST:PORT (or auto).") from None
+    except OSError as error:
+        raise InputError(f"--ray-address {address}: nothing answers there ({error.strerror or error}); start the "
+                         "cluster (`ray start --head`) or pass its address, or drop --ray-address.") from None
 
 
 def ray_map(function: Callable, jobs: Iterable, address: str | None = None, cpus: int | None = None) -> Iterator:

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmforge.inference.decoding import generate
+from lmforge.inference.sampling import SamplingConfig
 from lmforge.interop import parity
 from lmforge.interop.hf_export import chat_template_jinja
 from lmforge.models.convert import to_llama
@@ -116,11 +118,9 @@ def write_gguf(source, out: Path, dtype: str) -> None:
 
 
 def _our_greedy(model, prompt: list[int], n: int) -> list[int]:
-    ids = list(prompt)
-    with torch.no_grad():
-        for _ in range(n):
-            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
-    return ids[len(prompt):]
+    """What `lmforge generate --temperature 0` writes: the KV-cached greedy decoder, n tokens, no EOS stop."""
+    return generate(model, prompt, max_new_tokens=n, sampling=SamplingConfig(temperature=0), seed=0, eos_id=None,
+                    decode=lambda ids: "").token_ids
 
 
 def _their_greedy(llm, prompt: list[int], n: int) -> tuple[list[int], float]:

@@ -64,10 +64,10 @@ def _split_batches(source: Path, split: str, tokenizer: Tokenizer, executor: str
     from lmforge.data.ray_executor import ray_map
 
     files = sorted(source.glob(f"{split}-*.jsonl.gz"))
-    jobs = [(str(index), (str(tokenizer.path), str(path))) for index, path in enumerate(files)]
+    jobs = [(index, (str(tokenizer.path), str(path))) for index, path in enumerate(files)]
     done, following = {}, 0
     for index, result in ray_map(_indexed_encode, jobs, address):
-        done[int(index)] = result
+        done[index] = result
         while following in done:   # written in file order, whatever order the tasks finish in
             yield done.pop(following)
             following += 1
@@ -161,9 +161,9 @@ def tokenize_dataset(data: Path, tokenizer_dir: Path, out: Path | None, overwrit
                      executor: str = "local", ray_address: str | None = None) -> dict:
     """Shards of `data` with the tokenizer in `tokenizer_dir` (default out: DATA/tokens/<tokenizer name>)."""
     if executor == "ray":
-        from lmforge.data.ray_executor import require_ray
+        from lmforge.data.ray_executor import check_ray
 
-        require_ray()
+        check_ray(ray_address)
     tokenizer = Tokenizer(tokenizer_dir)
     out = out or Path(data) / "tokens" / tokenizer.name
     if (Path(out) / "meta.json").exists() and not overwrite:

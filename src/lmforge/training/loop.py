@@ -315,7 +315,7 @@ class Session:
         # an FSDP run keeps sharded checkpoints even when resumed on one process, so it can go back to N
         if self.config.parallel == "fsdp":   # every rank writes its shards into the staging folder rank 0 made
             if self.info.is_main:
-                staged = stage_checkpoint(directory, self.step)
+                stage_checkpoint(directory, self.step)
             distributed.barrier(self.info)
             staged = staging_folder(directory, self.step)
             distributed.save_sharded(staged / distributed.SHARDED, self.model, self.optimizers.optimizers)
