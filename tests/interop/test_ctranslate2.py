@@ -18,7 +18,9 @@ def translation_runs(copy_pairs, tmp_path_factory):
     common = ["--data", str(copy_pairs["data"]), "--tokenizer", str(copy_pairs["tokenizer"]), *COPY_TRAIN]
     assert main(["train", *common, *COPY_TRANSFORMER, "--max-steps", "300", "--out", str(root / "tfm")]) == 0
     assert main(["train", *common, *COPY_GRU, "--max-steps", "5", "--out", str(root / "gru")]) == 0
-    return {"tfm": root / "tfm", "gru": root / "gru"}
+    assert main(["train", *common, *COPY_TRANSFORMER, "--norm-position", "post", "--scale-embeddings", "--lr", "1e-3",
+                 "--max-steps", "100", "--out", str(root / "post")]) == 0
+    return {"tfm": root / "tfm", "gru": root / "gru", "post": root / "post"}
 
 
 def test_ctranslate2_translates_as_we_do(cli, translation_runs, tmp_path):
@@ -40,6 +42,15 @@ def test_ctranslate2_translates_as_we_do(cli, translation_runs, tmp_path):
     theirs = [loaded.tgt.decode([loaded.tgt.hf.token_to_id(t) for t in r.hypotheses[0]])
               for r in translator.translate_batch(sources, beam_size=1)]
     assert theirs == ours
+
+
+def test_a_post_norm_transformer_exports_with_the_post_norm_layout(cli, translation_runs, tmp_path):
+    result = cli("export", "--run", translation_runs["post"], "--format", "ctranslate2", "--out", tmp_path / "ct2",
+                 "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["architecture"].startswith("CTranslate2 TransformerSpec (post-norm")
+    assert summary["verified"]["passed"] is True   # greedy equal on every sample and validation source
 
 
 def test_other_translation_models_are_refused(cli, translation_runs, tmp_path):

@@ -18,16 +18,18 @@ from lmforge.models.transformer import Transformer, TransformerConfig
 
 PAD, BOS, EOS = 2, 0, 1
 SOURCES = [[3, 4, 5, 6, EOS], [7, 8, EOS], [9, 10, 11, 12, 13, 14, EOS]]
-VARIANTS = [("transformer", None, None), ("gru", "none", False), ("gru", "bahdanau", False),
-            ("lstm", "bahdanau", False), ("gru", "luong-dot", True), ("lstm", "luong-general", True),
-            ("gru", "luong-general", False)]
+# a Transformer's second field is its norm position (post-norm also scales its embeddings)
+VARIANTS = [("transformer", "pre", None), ("transformer", "post", None), ("gru", "none", False),
+            ("gru", "bahdanau", False), ("lstm", "bahdanau", False), ("gru", "luong-dot", True),
+            ("lstm", "luong-general", True), ("gru", "luong-general", False)]
 
 
 def build(family, attention, feeding):
     torch.manual_seed(0)
     if family == "transformer":
         model = Transformer(TransformerConfig(src_vocab_size=20, tgt_vocab_size=20, d_model=32, n_heads=2, enc_layers=2,
-                                              dec_layers=2, dropout=0.0, attn_dropout=0.0, max_seq_len=40))
+                                              dec_layers=2, dropout=0.0, attn_dropout=0.0, max_seq_len=40,
+                                              norm_position=attention or "pre", scale_embeddings=attention == "post"))
     else:
         model = Seq2SeqRNN(Seq2SeqRNNConfig(src_vocab_size=20, tgt_vocab_size=20, cell=family, attention=attention,
                                             input_feeding=feeding, d_embed=16, d_hidden=24, enc_layers=2, dec_layers=2,
@@ -120,8 +122,9 @@ def test_beam_one_is_greedy_and_a_batch_decodes_as_each_sentence_alone(family, a
     assert all(h[0][1] >= h[-1][1] for h in four)
 
 
-def test_transformer_decoding_without_the_cache_is_the_same():
-    model = build("transformer", None, None)
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_transformer_decoding_without_the_cache_is_the_same(norm):
+    model = build("transformer", norm, None)
     src, mask = padded(SOURCES)
     tokens = torch.full((3, 1), BOS)
     with torch.no_grad():
@@ -130,6 +133,23 @@ def test_transformer_decoding_without_the_cache_is_the_same():
     cached = greedy(model, SOURCES, [8] * 3)
     for row, ids in enumerate(cached):
         assert tokens[row, 1:1 + len(ids)].tolist() == ids
+
+
+def test_post_norm_normalises_each_sum_and_has_no_final_norm():
+    pre, post = build("transformer", "pre", None), build("transformer", "post", None)
+    assert isinstance(post.enc_norm, torch.nn.Identity) and isinstance(post.dec_norm, torch.nn.Identity)
+    assert len(pre.state_dict()) == len(post.state_dict()) + 2
+    src, mask = padded(SOURCES)
+    with torch.no_grad():
+        states = post.encode(src, mask).states                # each block ends in an RMSNorm of weight 1
+        block = post.encoder[0]
+        x = post.src_embed(src) * 32 ** 0.5
+        by_hand = block.attn_norm(x + block.attn(x, post.rope(0, src.size(1)), mask[:, None, None, :], causal=False))
+        assert torch.allclose(block(x, post.rope(0, src.size(1)), mask[:, None, None, :]),
+                              block.mlp_norm(by_hand + block.mlp(by_hand)), atol=1e-6)
+    assert torch.allclose(states.pow(2).mean(-1), torch.ones(states.shape[:2]), atol=1e-3)
+    with pytest.raises(ValueError, match="--norm-position"):
+        TransformerConfig(norm_position="sandwich")
 
 
 def test_embeddings_shared_and_tied_as_configured():
@@ -141,3 +161,20 @@ def test_embeddings_shared_and_tied_as_configured():
     assert separate.lm_head.weight is separate.tgt_embed.weight and separate.lm_head.out_features == 30
     with pytest.raises(ValueError, match="share-embeddings"):
         TransformerConfig(src_vocab_size=20, tgt_vocab_size=30)
+
+
+@pytest.mark.parametrize("family,attention,feeding", [("transformer", "pre", None), ("gru", "bahdanau", False)])
+def test_a_beam_step_leaves_what_is_read_from_the_source_in_place(family, attention, feeding):
+    model = build(family, attention, feeding)
+    src, mask = padded(SOURCES)
+    state = model.reorder(model.new_state(3, 8, memory=model.encode(src, mask)), torch.tensor([0, 0, 1, 1, 2, 2]))
+
+    def source_tensors(s):
+        return [k for k, _ in s.cross] if family == "transformer" else [s.memory.states, s.keys]
+
+    stepped = model.reorder(state, torch.tensor([1, 1, 3, 2, 4, 4]))   # beams move within their sentence
+    assert all(a is b for a, b in zip(source_tensors(stepped), source_tensors(state)))
+    dropped = model.reorder(stepped, torch.tensor([0, 1, 4, 5]))        # the second sentence is done
+    assert dropped.sources.tolist() == [0, 0, 2, 2]
+    for kept, before in zip(source_tensors(dropped), source_tensors(stepped)):
+        assert kept.size(0) == 4 and torch.equal(kept, before[[0, 1, 4, 5]])

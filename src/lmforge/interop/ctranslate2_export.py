@@ -1,5 +1,5 @@
 """`lmforge export --format ctranslate2`: the translation Transformer as a CTranslate2 model folder, built
-through CTranslate2's own model specification (pre-norm, RMSNorm, SwiGLU, rotary self-attention rotating
+through CTranslate2's own model specification (pre- or post-norm, RMSNorm, SwiGLU, rotary self-attention rotating
 half against half, as ours) and its converter's validation and saving, then checked by translating with
 `ctranslate2.Translator`: greedy output must equal lmforge's, token for token.
 
@@ -50,20 +50,22 @@ def transformer_spec(loaded):
     from ctranslate2.specs import common_spec, transformer_spec
 
     model, c = loaded.model, loaded.model.config
-    layout = dict(pre_norm=True, activation=common_spec.Activation.SWISH, ffn_glu=True, rms_norm=True,
+    pre_norm = c.norm_position == "pre"
+    layout = dict(pre_norm=pre_norm, activation=common_spec.Activation.SWISH, ffn_glu=True, rms_norm=True,
                   rotary_dim=c.head_dim, rotary_interleave=False, rotary_base=c.rope_theta)
     encoder = transformer_spec.TransformerEncoderSpec(c.enc_layers, c.n_heads, **layout)
     decoder = transformer_spec.TransformerDecoderSpec(c.dec_layers, c.n_heads, **layout)
     spec = transformer_spec.TransformerSpec(encoder, decoder)
-    encoder.scale_embeddings = decoder.scale_embeddings = False
+    encoder.scale_embeddings = decoder.scale_embeddings = c.scale_embeddings
     encoder.embeddings[0].weight = _array(model.src_embed.weight)
     decoder.embeddings.weight = _array(model.tgt_embed.weight)
     for layer, block in zip(encoder.layer, model.encoder):
         _block_weights(layer, block, c.d_model, cross=False)
     for layer, block in zip(decoder.layer, model.decoder):
         _block_weights(layer, block, c.d_model, cross=True)
-    encoder.layer_norm.gamma = _array(model.enc_norm.weight)
-    decoder.layer_norm.gamma = _array(model.dec_norm.weight)
+    if pre_norm:   # post-norm stacks have no final norm
+        encoder.layer_norm.gamma = _array(model.enc_norm.weight)
+        decoder.layer_norm.gamma = _array(model.dec_norm.weight)
     decoder.projection.weight = _array(model.lm_head.weight)
     spec.config.layer_norm_epsilon = c.norm_eps
     spec.config.add_source_bos, spec.config.add_source_eos = False, False
@@ -114,7 +116,8 @@ def _validation_sources(loaded, count: int = 16) -> list[list[int]]:
 
 def export_ctranslate2(loaded, out: Path, verify: bool, name: str) -> dict:
     write_ctranslate2(loaded, out)
-    summary = {"architecture": "CTranslate2 TransformerSpec (pre-norm, RMSNorm, SwiGLU, rotary)",
+    norm = loaded.model.config.norm_position
+    summary = {"architecture": f"CTranslate2 TransformerSpec ({norm}-norm, RMSNorm, SwiGLU, rotary)",
                "files": sorted(p.name for p in Path(out).iterdir())}
     if not verify:
         return summary | {"verified": {"by": None, "passed": None, "skipped": "--no-verify"}}

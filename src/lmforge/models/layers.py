@@ -201,6 +201,13 @@ def cached_mask(step: CacheStep, device) -> tuple[Tensor | None, bool]:
     return torch.ones(T, start + T, dtype=torch.bool, device=device).tril(diagonal=start), False
 
 
+def same_sources(before: Tensor, after: Tensor) -> bool:
+    """Whether a reorder from rows tagged `before` (the source each row reads) to `after` gives every row a
+    row of its own source, as a beam step does (beams move within their sentence). Rows of one source hold
+    copies of the same encoder states and cross-attention keys, so those need not move."""
+    return before.shape == after.shape and torch.equal(before, after)
+
+
 @dataclass
 class EncoderOutput:
     """What an encoder-decoder model's encoder gives its decoder: the states of every source token and

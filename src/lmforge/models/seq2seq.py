@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmforge.models.layers import EncoderOutput
+from lmforge.models.layers import EncoderOutput, same_sources
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 ATTENTIONS = ("none", "bahdanau", "luong-dot", "luong-general")
@@ -133,12 +133,16 @@ class RNNDecoderState:
     memory: EncoderOutput
     keys: Tensor | None          # (B, S, d)
     lengths: list[int]
+    sources: Tensor              # (B,) the source each row reads
 
     def select(self, index: Tensor) -> RNNDecoderState:
+        sources = self.sources[index]
+        memory, keys = self.memory, self.keys
+        if not same_sources(self.sources, sources):   # a beam step leaves the memory and its keys in place
+            memory, keys = memory.select(index), None if keys is None else keys[index]
         return RNNDecoderState(tuple(s[:, index] for s in self.layers),
-                               None if self.feed is None else self.feed[index], self.memory.select(index),
-                               None if self.keys is None else self.keys[index],
-                               [self.lengths[i] for i in index.tolist()])
+                               None if self.feed is None else self.feed[index], memory, keys,
+                               [self.lengths[i] for i in index.tolist()], sources)
 
 
 class Seq2SeqRNN(nn.Module):
@@ -233,7 +237,8 @@ class Seq2SeqRNN(nn.Module):
 
     def _start(self, memory: EncoderOutput) -> RNNDecoderState:
         keys = self.attention.keys(memory.states) if self.attention is not None else None
-        return RNNDecoderState(memory.start, None, memory, keys, [0] * memory.states.size(0))
+        return RNNDecoderState(memory.start, None, memory, keys, [0] * memory.states.size(0),
+                               torch.arange(memory.states.size(0), device=memory.states.device))
 
     def hidden(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: the attentional vectors (B, T, d_embed) that lm_head maps to the logits of

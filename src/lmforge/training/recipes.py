@@ -115,7 +115,7 @@ SGD_LSTM = {preset: dict(values, optimizer="sgd", lr=20.0, grad_clip=0.25, weigh
 SEQ2SEQ_RNN = {preset: dict(batch_size=512, lr=lr, weight_decay=0.0, beta2=0.98, grad_clip=1.0)
                for preset, lr in (("tiny", 2e-3), ("small", 1e-3), ("base", 1e-3))}
 SEQ2SEQ_TRANSFORMER = {preset: dict(batch_size=512, lr=lr, weight_decay=0.01, beta2=0.98, grad_clip=1.0)
-                       for preset, lr in (("tiny", 2e-3), ("small", 1e-3), ("base", 5e-4))}
+                       for preset, lr in (("tiny", 5e-4), ("small", 1e-3), ("base", 5e-4))}   # tiny: post-norm
 
 RECIPES: dict[tuple[str, str], Recipe] = {(r.family, r.objective): r for r in [
     Recipe("gpt", **CAUSAL, train_presets={
