@@ -284,13 +284,15 @@ def overtakes(curves: dict) -> float | None:
 
 
 def evaluate_ours(runs: dict[str, Path], curves: dict, limit: list[str]) -> dict:
-    """`lmforge eval --split test` of each run, greedy and beam 5 (the documented command)."""
+    """`lmforge eval --split test` of each run, greedy and beam 5 (the documented command), and beam 5 with
+    --early-stopping."""
     systems = {}
     for name, path in runs.items():
         params = lmforge("summary", "--run", str(path), "--json")["params"]
-        for beam in (1, 5):
-            result = lmforge("eval", "--run", str(path), "--split", "test", "--beam", str(beam), *limit, "--json")
-            systems[f"lmforge {name} beam {beam}"] = {
+        for label, decode in (("beam 1", ["--beam", "1"]), ("beam 5", ["--beam", "5"]),
+                              ("beam 5 early", ["--beam", "5", "--early-stopping"])):
+            result = lmforge("eval", "--run", str(path), "--split", "test", *decode, *limit, "--json")
+            systems[f"lmforge {name} {label}"] = {
                 "bleu": result["bleu"], "chrf": result["chrf"], "sentences_per_s": result["sentences_per_s"],
                 "tokens_per_s": result["tokens_per_s"], "val_loss": curves[name][-1]["val_loss"], "params": params,
                 "steps": curves[name][-1]["step"], "signature": result["chrf_signature"]}
@@ -317,10 +319,10 @@ def decode_references(marian_dir: Path, shards: Path, marian: dict, sources, ref
 
 def print_report(report: dict) -> None:
     systems = report["systems"]
-    print(f"\n{'system':32} {'params':>9} {'steps':>6} {'val loss':>8} {'BLEU':>6} {'chrF':>6} {'sent/s':>7} "
+    print(f"\n{'system':34} {'params':>9} {'steps':>6} {'val loss':>8} {'BLEU':>6} {'chrF':>6} {'sent/s':>7} "
           f"{'tok/s':>7}")
     for label, row in systems.items():
-        print(f"{label:32} {row['params']:>9,} {row['steps']:>6} {row['val_loss']:>8.3f} {row['bleu']:>6.2f} "
+        print(f"{label:34} {row['params']:>9,} {row['steps']:>6} {row['val_loss']:>8.3f} {row['bleu']:>6.2f} "
               f"{row['chrf']:>6.2f} {row['sentences_per_s']:>7.1f} {row['tokens_per_s']:>7.0f}")
     ours, hf = systems["lmforge transformer beam 1"], systems["HF Marian generate beam 1"]
     ct2 = systems["CTranslate2 float32 beam 1"]
@@ -328,7 +330,9 @@ def print_report(report: dict) -> None:
           f"/ CTranslate2 float32: {ours['tokens_per_s'] / ct2['tokens_per_s']:.2f}x")
     print(f"greedy decoding lmforge/HF generate: {ours['sentences_per_s'] / hf['sentences_per_s']:.2f}x sentences/s; "
           f"beam 5 / greedy (lmforge transformer): "
-          f"{systems['lmforge transformer beam 5']['sentences_per_s'] / ours['sentences_per_s']:.2f}x; "
+          f"{systems['lmforge transformer beam 5']['sentences_per_s'] / ours['sentences_per_s']:.2f}x "
+          f"({systems['lmforge transformer beam 5 early']['sentences_per_s'] / ours['sentences_per_s']:.2f}x with "
+          "--early-stopping); "
           f"CTranslate2 float32 = HF greedy on {report['ct2_float_same_as_hf_greedy']:.0%} of sentences")
     gru, none = systems["lmforge gru-bahdanau beam 5"], systems["lmforge gru-none beam 5"]
     print(f"GRU with Bahdanau attention - without: chrF {gru['chrf'] - none['chrf']:+.2f}, "

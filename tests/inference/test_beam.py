@@ -25,7 +25,8 @@ def gpt(seed: int = 0) -> GPT:
     return model
 
 
-def hf_beams(model: GPT, prompts, beams: int, new: int, eos: int | None, n_best: int = 1, length_penalty=1.0):
+def hf_beams(model: GPT, prompts, beams: int, new: int, eos: int | None, n_best: int = 1, length_penalty=1.0,
+             early_stopping=False):
     """HF generate on the same prompts, left-padded as HF asks of decoder-only models."""
     transformers = pytest.importorskip("transformers")
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**llama_config(model.config))).eval()
@@ -38,6 +39,7 @@ def hf_beams(model: GPT, prompts, beams: int, new: int, eos: int | None, n_best:
     with torch.no_grad():
         out = hf.generate(ids, attention_mask=mask, num_beams=beams, num_return_sequences=n_best, do_sample=False,
                           max_new_tokens=new, eos_token_id=eos, pad_token_id=0, length_penalty=length_penalty,
+                          early_stopping=early_stopping,
                           output_scores=True, return_dict_in_generate=True)
     rows = out.sequences[:, width:].tolist()
     rows = [r[:r.index(eos)] if eos is not None and eos in r else r for r in rows]   # ours leave EOS out
@@ -46,13 +48,15 @@ def hf_beams(model: GPT, prompts, beams: int, new: int, eos: int | None, n_best:
 
 @pytest.mark.parametrize("eos", [None, "frequent"])
 @pytest.mark.parametrize("length_penalty", [1.0, 0.0])
-def test_beam_search_equals_hugging_face_on_copied_weights(eos, length_penalty):
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_beam_search_equals_hugging_face_on_copied_weights(eos, length_penalty, early_stopping):
     model = gpt()
     if eos == "frequent":   # a token the best beams hold early, so that hypotheses end at different lengths
         eos = _early_token(model)
     ours = beam_search(model, PROMPTS, beams=4, max_new_tokens=16, eos_id=eos, decode=decode, n_best=2,
-                       length_penalty=length_penalty)
-    theirs, scores = hf_beams(model, PROMPTS, 4, 16, eos, n_best=2, length_penalty=length_penalty)
+                       length_penalty=length_penalty, early_stopping=early_stopping)
+    theirs, scores = hf_beams(model, PROMPTS, 4, 16, eos, n_best=2, length_penalty=length_penalty,
+                              early_stopping=early_stopping)
     assert [h.token_ids for hyps in ours for h in hyps] == theirs
     assert [h.score for hyps in ours for h in hyps] == pytest.approx(scores, abs=1e-4)
     if eos is not None:
@@ -106,3 +110,17 @@ def test_bad_beam_settings_are_input_errors():
         beam_search(model, PROMPTS, beams=0, max_new_tokens=4, eos_id=None, decode=decode)
     with pytest.raises(InputError, match="fewer than 64"):
         beam_search(model, PROMPTS, beams=2, max_new_tokens=64, eos_id=None, decode=decode)
+
+
+def test_early_stopping_ends_a_search_once_it_holds_k_hypotheses():
+    model, calls = gpt(), []
+    eos, step = _early_token(model), model.step
+    model.step = lambda tokens, *args, **kwargs: calls.append(len(tokens)) or step(tokens, *args, **kwargs)
+    rows = {}   # beam rows decoded: a prompt that is done leaves the batch
+    for early in (False, True):
+        calls.clear()
+        found = beam_search(model, PROMPTS, beams=4, max_new_tokens=16, eos_id=eos, decode=decode, n_best=4,
+                            early_stopping=early)
+        assert all(len(hyps) == 4 for hyps in found)
+        rows[early] = sum(calls)
+    assert rows[True] < rows[False]

@@ -187,3 +187,49 @@ def test_character_ngrams_are_hashed_per_vocabulary_entry_and_saved_with_the_run
     assert out.json()["valid"]["accuracy"] >= 0.9
     again = cli("eval", "--run", run, "--json")   # the table is a buffer of the weights file
     assert again.code == 0 and again.json()["accuracy"] == out.json()["valid"]["accuracy"]
+
+
+def _tagger(n_labels: int = 7):
+    from lmforge.models.task import TaskHeadConfig, TaskModel
+
+    torch.manual_seed(0)
+    return TaskModel(BiRNNEncoder(BiRNNConfig(vocab_size=30, d_embed=8, d_model=12, dropout=0.0)),
+                     TaskHeadConfig(task="tag", n_labels=n_labels)).eval()
+
+
+def _ragged_rows(n: int, seed: int = 0) -> list:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, 30, size=int(rng.integers(1, 12))) for _ in range(n)]
+
+
+def test_task_logits_in_length_batches_equal_each_row_alone():
+    from lmforge.tasks.batches import task_logits
+
+    model, rows = _tagger(), _ragged_rows(23)
+    batched = task_logits(model, rows, None, 8, torch.device("cpu"), True, 0)
+    for row, logits in zip(rows, batched):
+        alone = model(torch.tensor(row)[None], torch.ones((1, len(row)), dtype=torch.bool))[0].detach().numpy()
+        assert logits.shape == (len(row), 7)
+        torch.testing.assert_close(torch.from_numpy(logits), torch.from_numpy(alone), atol=1e-5, rtol=1e-5)
+
+
+def test_tag_validation_in_chunks_equals_the_whole_split_at_once():
+    import numpy as np
+    import torch.nn.functional as F
+
+    from lmforge.tasks.encode import IGNORE, Encoded
+    from lmforge.tasks.table import TASKS, VALIDATION_CHUNK
+
+    rng = np.random.default_rng(1)
+    rows = _ragged_rows(2 * VALIDATION_CHUNK + 37)   # three chunks, the last one short
+    labels = [np.where(rng.random(len(r)) < 0.3, IGNORE, rng.integers(-1, 7, size=len(r))) for r in rows]
+    logits = [rng.normal(size=(len(r), 7)).astype(np.float32) for r in rows]
+    loss, accuracy, name = TASKS["tag"].validation_score(logits, Encoded(rows, None, labels), 7, False)
+    gold, stacked = np.concatenate(labels), np.concatenate(logits)
+    keep = gold != IGNORE   # an unseen tag (-1) is scored as tag 0 in the loss and is never right
+    expected = F.cross_entropy(torch.from_numpy(stacked[keep]), torch.from_numpy(np.maximum(gold[keep], 0)))
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+    assert accuracy == pytest.approx(float((stacked[keep].argmax(1) == gold[keep]).mean()))
+    assert name == "word_accuracy" and 0 < accuracy < 0.5

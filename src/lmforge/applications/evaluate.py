@@ -65,6 +65,8 @@ class EvalConfig:
     """translation runs: beams of the search (1: greedy)"""
     length_penalty: float = 1.0
     """translation runs: beam hypotheses are ranked by log-probability / length ** length_penalty"""
+    early_stopping: bool = False
+    """translation runs: a sentence's beam search ends once it holds --beam finished hypotheses"""
     max_pairs: int | None = None
     """translation runs: translate at most this many pairs of the split"""
     harness: Path | None = None
@@ -94,7 +96,7 @@ def evaluate(c: EvalConfig) -> dict:
         from lmforge.applications.translation import evaluate_translation
         from lmforge.inference.translation import DecodeConfig
 
-        decode = DecodeConfig(beam=c.beam, length_penalty=c.length_penalty)
+        decode = DecodeConfig(beam=c.beam, length_penalty=c.length_penalty, early_stopping=c.early_stopping)
         return evaluate_translation(run, c.data, "valid" if c.split == "val" else c.split, decode, c.max_pairs,
                                     c.device)
     if run.contract.kind in ("task", "baseline"):

@@ -175,6 +175,7 @@ def evaluate_translation(run, data: Path | None, split: str, decode: DecodeConfi
               **scores, "loss": _teacher_forced_loss(loaded, sources, references, device),
               "placeholders": placeholder_report(sources, hypotheses).to_json(),
               "decode": {"beam": decode.beam, "length_penalty": decode.length_penalty,
+                         "early_stopping": decode.early_stopping,
                          "max_length_ratio": decode.max_length_ratio},
               "seconds": seconds, "sentences_per_s": len(sources) / seconds,
               "tokens_per_s": sum(len(t.token_ids) + 1 for t in found) / seconds,

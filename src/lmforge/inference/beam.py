@@ -5,8 +5,10 @@ the same weights: each step keeps the 2K best continuations of a prompt's K beam
 log-probability; those ending in EOS (or at the length limit) among the best K become finished
 hypotheses, scored by summed log-probability / generated_length ** length_penalty; the best K
 unfinished ones go on. A prompt is done when it holds K finished hypotheses and its best running
-beam, scored at the current length, can no longer beat the worst of them. Every prompt's beams are
-rows of one batch; a step is a few tensor operations over all of them."""
+beam, scored at the current length, can no longer beat the worst of them (HF's early_stopping=False);
+with `early_stopping` it is done as soon as it holds K (HF's early_stopping=True, fairseq's rule), which
+saves the steps spent on beams that rarely win. Every prompt's beams are rows of one batch; a step is a
+few tensor operations over all of them."""
 
 from __future__ import annotations
 
@@ -92,25 +94,27 @@ def _step(search: _Search, log_probs: Tensor, length: int, beams: int, at_limit:
     return (torch.arange(P)[:, None] * beams + parent).flatten()
 
 
-def _improvable(search: _Search, length: int, beams: int, length_penalty: float) -> list[bool]:
-    """HF's heuristic (early_stopping=False), per live prompt: go on while fewer than K hypotheses are
-    finished, or while the best running beam scored at the current length beats the worst finished one."""
+def _improvable(search: _Search, length: int, beams: int, length_penalty: float, early_stopping: bool) -> list[bool]:
+    """Per live prompt: go on while fewer than K hypotheses are finished, or (HF's heuristic for
+    early_stopping=False) while the best running beam scored at the current length beats the worst finished one."""
     best = (search.scores[:, 0] / length ** length_penalty).tolist()
     out = []
     for slot, number in enumerate(search.live):
         done = search.finished[number]
-        out.append(len(done) < beams or best[slot] > done[-1][0])
+        out.append(len(done) < beams or (not early_stopping and best[slot] > done[-1][0]))
     return out
 
 
 @torch.inference_mode()
 def beam_search(model: Decoder, prompts: list[list[int]], *, beams: int, max_new_tokens: int | list[int],
                 eos_id: int | None, decode: Callable[[list[int]], str], length_penalty: float = 1.0, n_best: int = 1,
-                stop_strings: list[str] = (), memory=None, no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
+                stop_strings: list[str] = (), memory=None, no_repeat_ngram: int = 0,
+                early_stopping: bool = False) -> list[list[Hypothesis]]:
     """The `n_best` best hypotheses of each prompt, best first, with at most `max_new_tokens` new tokens (one
     limit, or one per prompt). A prompt keeps its last max_context - max_new_tokens tokens, so every beam fits
     the model's context. An encoder-decoder model reads the prompts' encoded sources from `memory`;
-    `no_repeat_ngram` n > 0 never repeats an n-gram within a beam."""
+    `no_repeat_ngram` n > 0 never repeats an n-gram within a beam; `early_stopping` ends a prompt's search once
+    it holds K finished hypotheses."""
     limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     longest_limit = max(limits)
     contexts = _check(model, prompts, beams, n_best, longest_limit, eos_id)
@@ -132,7 +136,7 @@ def beam_search(model: Decoder, prompts: list[list[int]], *, beams: int, max_new
             log_probs = ban_repeated_ngrams(log_probs, histories, no_repeat_ngram)
         at_limit = torch.tensor([[length >= limits[n]] for n in search.live])
         rows = _step(search, log_probs, length, beams, at_limit, eos_id, length_penalty)
-        going = _improvable(search, length, beams, length_penalty)
+        going = _improvable(search, length, beams, length_penalty, early_stopping)
         if length == longest_limit or not any(going):
             break
         if not all(going):   # prompts that cannot improve leave the batch

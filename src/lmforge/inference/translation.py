@@ -77,6 +77,9 @@ class DecodeConfig:
     """hypotheses per source, best first, with their scores (at most --beam)"""
     length_penalty: float = 1.0
     """beam search ranks hypotheses by log-probability / length ** length_penalty"""
+    early_stopping: bool = False
+    """beam search ends a sentence once it holds --beam finished hypotheses (fairseq's rule, HF's
+    early_stopping=True); off: while its best running beam could still win (HF's default)"""
     max_length_ratio: float = 2.0
     """a translation has at most this many times its source's tokens, plus 10"""
     no_repeat_ngram: int = 0
@@ -178,7 +181,8 @@ class Translator:
             return [{"text": g.text, "ids": g.token_ids} for g in found]
         found = beam_search(self.model, prompts, beams=config.beam, max_new_tokens=limits, eos_id=tgt.eos_id,
                             decode=tgt.decode, length_penalty=config.length_penalty, n_best=config.n_best,
-                            memory=memory, no_repeat_ngram=config.no_repeat_ngram)
+                            memory=memory, no_repeat_ngram=config.no_repeat_ngram,
+                            early_stopping=config.early_stopping)
         return [{"text": hyps[0].text, "ids": hyps[0].token_ids,
                  "hypotheses": [{"text": h.text, "score": h.score, "logprob": h.logprob, "tokens": len(h.token_ids)}
                                 for h in hyps]} for hyps in found]

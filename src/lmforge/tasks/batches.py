@@ -44,29 +44,33 @@ def make_batch(ids: list[np.ndarray], segments, labels, pad_id: int, per_token_l
     return TaskBatch(tokens, mask, targets, segs)
 
 
-def batches_in_order(ids, segments, batch_size: int, pad_id: int):
-    """Every example once, in order, without labels (evaluation and prediction)."""
-    for start in range(0, len(ids), batch_size):
-        rows = range(start, min(start + batch_size, len(ids)))
-        yield make_batch([ids[r] for r in rows], [segments[r] for r in rows] if segments is not None else None,
-                         np.zeros(len(rows)), pad_id, False)
+def batches_by_length(ids, segments, batch_size: int, pad_id: int):
+    """Every example once, without labels (evaluation and prediction), in batches of similar lengths (little
+    padding: a tagger's head reads every padded position); yields (the examples' numbers, their batch)."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, make_batch([ids[r] for r in rows], [segments[r] for r in rows] if segments is not None else None,
+                               np.zeros(len(rows)), pad_id, False)
 
 
 @torch.no_grad()
 def task_logits(model, ids, segments, batch_size: int, device, per_token: bool, pad_id: int,
                 autocast_dtype=None) -> list[np.ndarray]:
-    """Per example: (n_labels,) logits, or (T, n_labels) per position (eval mode restored after)."""
+    """Per example, in the order of `ids`: (n_labels,) logits, or (T, n_labels) per position (eval mode
+    restored after). Each row is masked, so its logits do not depend on the batch it is in."""
     was_training = model.training
     model.eval()
-    out: list[np.ndarray] = []
+    out: list[np.ndarray | None] = [None] * len(ids)
     try:
-        for batch in batches_in_order(ids, segments, batch_size, pad_id):
+        for rows, batch in batches_by_length(ids, segments, batch_size, pad_id):
             with autocast(device, autocast_dtype):
                 logits = model(batch.tokens.to(device), batch.mask.to(device),
                                batch.segments.to(device) if batch.segments is not None else None)
             logits = logits.float().cpu().numpy()
             lengths = batch.mask.sum(dim=1).tolist()
-            out.extend(logits[i, :lengths[i]] if per_token else logits[i] for i in range(len(logits)))
+            for i, row in enumerate(rows):
+                out[row] = logits[i, :lengths[i]] if per_token else logits[i]
     finally:
         model.train(was_training)
     return out

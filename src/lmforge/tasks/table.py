@@ -255,6 +255,9 @@ class Pair(Classify):
         Task.check(self, fields)
 
 
+VALIDATION_CHUNK = 256   # sentences a tagger's validation scores together
+
+
 class Tag(Task):
     """A tag per word (POS, named entities) from CoNLL files; a word's tag sits on its first piece."""
 
@@ -290,11 +293,18 @@ class Tag(Task):
         return enc, {"unseen_labels": unseen, "sentences_continued_past_max_len": split}
 
     def validation_score(self, logits, encoded, n_labels, multi_label):
-        gold = np.concatenate([t for t in encoded.labels])
-        stacked = np.concatenate(logits)
-        keep = gold != IGNORE
-        loss = F.cross_entropy(torch.from_numpy(stacked[keep]), torch.from_numpy(np.maximum(gold[keep], 0))).item()
-        return loss, float((stacked[keep].argmax(axis=1) == gold[keep]).mean()), "word_accuracy"
+        """Mean loss and accuracy over the words (first pieces), a few hundred sentences at a time: the
+        whole split's (positions, tags) logits would be hundreds of MB to copy at every validation."""
+        loss, correct, words = 0.0, 0, 0
+        for start in range(0, len(logits), VALIDATION_CHUNK):
+            gold = np.concatenate(encoded.labels[start:start + VALIDATION_CHUNK])
+            stacked = np.concatenate(logits[start:start + VALIDATION_CHUNK])
+            keep = gold != IGNORE
+            scores, targets = stacked[keep], gold[keep]
+            loss += F.cross_entropy(torch.from_numpy(scores), torch.from_numpy(np.maximum(targets, 0)),
+                                    reduction="sum").item()
+            correct, words = correct + int((scores.argmax(axis=1) == targets).sum()), words + len(targets)
+        return loss / max(words, 1), correct / max(words, 1), "word_accuracy"
 
     def outputs(self, logits, encoded, items, labels, multi_label) -> list[list[str]]:
         """Per sentence its words' tags: the sequences of one sentence, in order."""
