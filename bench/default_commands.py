@@ -7,7 +7,10 @@ Figures are macro-F1 on the valid split (sentiment_zh_reviews has only train and
 test splits are also printed), read from the report every finetune writes. Then the documented tagging
 command (`--task tag --model bilstm` on brown_pos_en: token accuracy and the whole command's wall time,
 beside the most-frequent-tag baseline) and QA on faq_qa_en (the overlap baseline with sliding windows and
-with paragraphs, and `--task qa --model bilstm` with its defaults), 3 seeds each.
+with paragraphs, and `--task qa --model bilstm` with its defaults), 3 seeds each. The seeds measure the
+training's spread, not the valid split's size (309 sentences for sentiment_uci_en): each neural row also
+prints a paired bootstrap 95% interval of its first seed's macro-F1 minus TF-IDF's, resampling the valid
+examples with both systems' `lmforge predict` labels (an interval holding 0 is a tie on this data).
     python bench/default_commands.py [--seeds 1 2 3] [--sets zh,sentiment,spam,sotu,langid]
                                      [--models fasttext,bilstm] [--tasks classify,tag,qa]
 """
@@ -15,6 +18,7 @@ with paragraphs, and `--task qa --model bilstm` with its defaults), 3 seeds each
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import subprocess
@@ -46,6 +50,51 @@ def finetune(folder: Path, flags: list[str], model: str, seed: int, out: Path, t
     if done.returncode:
         raise SystemExit(f"finetune {model} on {folder}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout), time.perf_counter() - start
+
+
+def valid_labels(folder: Path, flags: list[str]) -> tuple[Path, list[str]]:
+    """The valid file and its gold labels (the label field the flags name, else "label")."""
+    path = next(p for p in (folder / "valid.jsonl", folder / "valid.jsonl.gz") if p.exists())
+    opener = gzip.open if path.suffix == ".gz" else open
+    field = flags[flags.index("--label-field") + 1] if "--label-field" in flags else "label"
+    with opener(path, "rt", encoding="utf-8") as lines:
+        return path, [str(json.loads(line)[field]) for line in lines if line.strip()]
+
+
+def predicted_labels(run: Path, path: Path, flags: list[str]) -> list[str]:
+    """`lmforge predict --input` of the valid file: one label per line, in order."""
+    text = flags[flags.index("--text-field"):flags.index("--text-field") + 2] if "--text-field" in flags else []
+    done = subprocess.run([sys.executable, "-m", "lmforge", "predict", "--run", str(run), "--input", str(path),
+                           *text, "--json"], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"predict {run}:\n{done.stderr[-3000:]}")
+    return [str(p["label"]) for p in json.loads(done.stdout)["predictions"]]
+
+
+def macro_f1(gold: np.ndarray, predicted: np.ndarray, n: int) -> float:
+    """Macro-F1 over the labels that occur in gold or predictions (scikit-learn's definition)."""
+    tp = np.bincount(gold[gold == predicted], minlength=n)
+    fp, fn = np.bincount(predicted, minlength=n) - tp, np.bincount(gold, minlength=n) - tp
+    present = tp + fp + fn > 0
+    return float((2 * tp / np.maximum(2 * tp + fp + fn, 1))[present].mean())
+
+
+def paired_interval(gold: list[str], reference: list[str], system: list[str], figures: tuple[float, float],
+                    rounds: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """macro-F1(system) - macro-F1(reference) on the valid examples and its bootstrap 95% interval; the
+    predictions must give the reports' figures (reference, system) first."""
+    names = {name: i for i, name in enumerate(sorted(set(gold) | set(reference) | set(system)))}
+    g, r, s = (np.array([names[x] for x in xs]) for xs in (gold, reference, system))
+    rng, n = np.random.default_rng(seed), len(names)
+    if not np.allclose([macro_f1(g, r, n), macro_f1(g, s, n)], figures, atol=1e-6):
+        raise SystemExit(f"predict's labels give macro-F1 {macro_f1(g, r, n)}, {macro_f1(g, s, n)}; the reports "
+                         f"say {figures}")
+    gaps = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(g), len(g))
+        gaps.append(macro_f1(g[pick], s[pick], n) - macro_f1(g[pick], r[pick], n))
+    low, high = np.percentile(gaps, [2.5, 97.5])
+    return macro_f1(g, s, n) - macro_f1(g, r, n), float(low), float(high)
 
 
 def verdict(reference: float, scores: list[float]) -> str:
@@ -103,6 +152,8 @@ def main() -> None:
             continue
         base, wall = finetune(folder, flags, "tfidf-logreg", 1, WORK / f"{name}-tfidf")
         reference = base["valid"]["macro_f1"]
+        valid_path, gold = valid_labels(folder, flags)
+        tfidf_labels = predicted_labels(WORK / f"{name}-tfidf", valid_path, flags)
         print(json.dumps({"set": name, "model": "tfidf-logreg", "valid_macro_f1": round(reference, 4),
                           "test_macro_f1": round(base["test"]["macro_f1"], 4) if base.get("test") else None,
                           "wall_s": round(wall, 1)}), flush=True)
@@ -113,11 +164,15 @@ def main() -> None:
                 valid.append(result["valid"]["macro_f1"])
                 test += [result["test"]["macro_f1"]] if result.get("test") else []
                 walls.append(wall)
+            gap = paired_interval(gold, tfidf_labels, predicted_labels(WORK / f"{name}-{model}-{args.seeds[0]}",
+                                                                        valid_path, flags), (reference, valid[0]))
             print(json.dumps({"set": name, "model": model, "valid_macro_f1_mean": round(float(np.mean(valid)), 4),
                               "sd": round(float(np.std(valid)), 4), "range": [round(min(valid), 4),
                                                                              round(max(valid), 4)],
                               "test_macro_f1_mean": round(float(np.mean(test)), 4) if test else None,
-                              "vs_tfidf": verdict(reference, valid), "wall_s_mean": round(float(np.mean(walls)), 1)}),
+                              "vs_tfidf": verdict(reference, valid),
+                              "seed1_minus_tfidf_ci95": [round(x, 4) for x in gap], "valid_examples": len(gold),
+                              "wall_s_mean": round(float(np.mean(walls)), 1)}),
                   flush=True)
 
 
