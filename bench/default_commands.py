@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from common import machine
 
+from lmforge.evaluation.classification import confusion_matrix, precision_recall_f1
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORK = Path("/tmp/lmforge-bench-defaults")
 SETS = {  # name -> (folder, extra field flags: what the data needs, not tuning)
@@ -72,11 +74,8 @@ def predicted_labels(run: Path, path: Path, flags: list[str]) -> list[str]:
 
 
 def macro_f1(gold: np.ndarray, predicted: np.ndarray, n: int) -> float:
-    """Macro-F1 over the labels that occur in gold or predictions (scikit-learn's definition)."""
-    tp = np.bincount(gold[gold == predicted], minlength=n)
-    fp, fn = np.bincount(predicted, minlength=n) - tp, np.bincount(gold, minlength=n) - tp
-    present = tp + fp + fn > 0
-    return float((2 * tp / np.maximum(2 * tp + fp + fn, 1))[present].mean())
+    """lmforge's macro-F1 (the one the reports print) of label ids."""
+    return precision_recall_f1(confusion_matrix(gold, predicted, n))["macro"]["f1"]
 
 
 def paired_interval(gold: list[str], reference: list[str], system: list[str], figures: tuple[float, float],

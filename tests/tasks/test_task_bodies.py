@@ -3,13 +3,19 @@ on a word tokenizer of the training texts."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from tests.conftest import assert_input_error
 from tests.tasks.test_finetune import keyword_examples, write_jsonl
 
 from lmforge.models.bag_of_ngrams import BagConfig, BagOfNgrams, ngram_buckets
 from lmforge.models.birnn import BiRNNConfig, BiRNNEncoder
+from lmforge.models.task import TaskHeadConfig, TaskModel
+from lmforge.tasks.batches import task_logits
+from lmforge.tasks.encode import IGNORE, Encoded
+from lmforge.tasks.table import TASKS, VALIDATION_CHUNK
 from lmforge.tokenization.tokenizer import Tokenizer
 
 FAST = ["--epochs", "8", "--batch-size", "16", "--threads", "1", "--max-len", "32"]
@@ -190,23 +196,17 @@ def test_character_ngrams_are_hashed_per_vocabulary_entry_and_saved_with_the_run
 
 
 def _tagger(n_labels: int = 7):
-    from lmforge.models.task import TaskHeadConfig, TaskModel
-
     torch.manual_seed(0)
     return TaskModel(BiRNNEncoder(BiRNNConfig(vocab_size=30, d_embed=8, d_model=12, dropout=0.0)),
                      TaskHeadConfig(task="tag", n_labels=n_labels)).eval()
 
 
 def _ragged_rows(n: int, seed: int = 0) -> list:
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     return [rng.integers(1, 30, size=int(rng.integers(1, 12))) for _ in range(n)]
 
 
 def test_task_logits_in_length_batches_equal_each_row_alone():
-    from lmforge.tasks.batches import task_logits
-
     model, rows = _tagger(), _ragged_rows(23)
     batched = task_logits(model, rows, None, 8, torch.device("cpu"), True, 0)
     for row, logits in zip(rows, batched):
@@ -216,12 +216,6 @@ def test_task_logits_in_length_batches_equal_each_row_alone():
 
 
 def test_tag_validation_in_chunks_equals_the_whole_split_at_once():
-    import numpy as np
-    import torch.nn.functional as F
-
-    from lmforge.tasks.encode import IGNORE, Encoded
-    from lmforge.tasks.table import TASKS, VALIDATION_CHUNK
-
     rng = np.random.default_rng(1)
     rows = _ragged_rows(2 * VALIDATION_CHUNK + 37)   # three chunks, the last one short
     labels = [np.where(rng.random(len(r)) < 0.3, IGNORE, rng.integers(-1, 7, size=len(r))) for r in rows]
