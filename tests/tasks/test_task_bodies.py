@@ -11,7 +11,7 @@ from tests.conftest import assert_input_error
 from tests.tasks.test_finetune import keyword_examples, write_jsonl
 
 from lmforge.models.bag_of_ngrams import BagConfig, BagOfNgrams, ngram_buckets
-from lmforge.models.birnn import BiRNNConfig, BiRNNEncoder
+from lmforge.models.birnn import BiRNNConfig, BiRNNEncoder, match_features
 from lmforge.models.task import TaskHeadConfig, TaskModel
 from lmforge.tasks.batches import task_logits
 from lmforge.tasks.encode import IGNORE, Encoded
@@ -41,6 +41,43 @@ def test_bilstm_states_of_a_row_do_not_depend_on_its_padding():
     # the right-to-left half starts at the last real token, not at the padding
     torch.testing.assert_close(both[0, :3], alone[0])
     assert both[0, 3:].abs().max() == 0
+
+
+def test_match_features_mark_the_tokens_the_other_text_holds():
+    """[CLS] q1 q2 [SEP] | p1 p2 [SEP] pad, worked by hand: 6 is in both texts, 5 and 7 in one, [SEP] ends
+    both; the padding (id 6 as well) marks nothing and matches nothing."""
+    tokens = torch.tensor([[1, 5, 6, 2, 6, 7, 2, 6]])
+    segments = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    features = match_features(tokens, mask, segments)
+    assert features[0, :, 0].tolist() == [0, 0, 1, 1, 1, 0, 1, 0]   # occurs in the other text
+    assert features[0, :, 1].tolist() == [0, 0, 0, 0, 1, 1, 1, 0]   # in the second text
+    assert match_features(tokens, mask, None).abs().sum() == 0
+
+
+def test_match_features_widen_the_recurrent_input_and_leave_the_plain_encoder_alone():
+    torch.manual_seed(0)
+    plain = BiRNNEncoder(BiRNNConfig(vocab_size=20, d_embed=8, d_model=12, dropout=0.0)).eval()
+    torch.manual_seed(0)
+    matching = BiRNNEncoder(BiRNNConfig(vocab_size=20, d_embed=8, d_model=12, dropout=0.0, match_features=True))
+    assert plain.rnn.input_size == 8 and matching.rnn.input_size == 10
+    tokens, mask = torch.tensor([[3, 4, 5, 4]]), torch.ones(1, 4, dtype=torch.bool)
+    torch.testing.assert_close(plain.hidden(tokens, mask, torch.tensor([[0, 0, 1, 1]])), plain.hidden(tokens, mask))
+    matching.eval()
+    two, three = torch.tensor([[0, 0, 1, 1]]), torch.tensor([[0, 1, 1, 1]])
+    assert (matching.hidden(tokens, mask, two) - matching.hidden(tokens, mask, three)).abs().max() > 0   # read
+
+
+def test_pairs_for_a_left_to_right_reader_mark_the_second_text(prepared):
+    """a [SEP] b [EOS]: segments 0 up to the separator, 1 after, so a BiLSTM's match features see two texts."""
+    from lmforge.tasks.encode import encode_texts
+
+    tokenizer = Tokenizer(prepared["tokenizer"])
+    ids, segments = encode_texts(tokenizer, False, ["the cat sat"], ["a cat ran"], 64)
+    a = len(tokenizer.encode_batch(["the cat sat"])[0])
+    assert ids[0][a] == tokenizer.special_ids["sep"] and ids[0][-1] == tokenizer.special_ids["eos"]
+    assert segments[0].tolist() == [0] * (a + 1) + [1] * (len(ids[0]) - a - 1)
+    assert encode_texts(tokenizer, False, ["the cat sat"], None, 64)[1] is None
 
 
 def test_ngram_buckets_depend_on_the_tokens_and_their_order_not_the_position():

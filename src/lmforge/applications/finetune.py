@@ -183,7 +183,10 @@ GENERAL_DEFAULTS = dict(epochs=3.0, lr=5e-4, dropout=0.1, max_len=128, batch_siz
 # tagging with a bidirectional body: 3 epochs of 64 sentences at 3e-3 with model dropout 0.2 reached 95.1% on
 # Brown POS valid in under 5 minutes on 2 cores (6 epochs of 32 at 2e-3, dropout 0.3: 94.9% after 8 minutes)
 TASK_FAMILY_DEFAULTS = {("tag", body): dict(epochs=3.0, lr=3e-3, batch_size=64) for body in ("bilstm", "bigru")}
-TASK_MODEL_DEFAULTS = {("tag", body): dict(dropout=0.2) for body in ("bilstm", "bigru")}
+TASK_MODEL_DEFAULTS = {**{("tag", body): dict(dropout=0.2) for body in ("bilstm", "bigru")},
+                       # two texts read as one sequence: mark the tokens the other text holds (DrQA)
+                       **{(task, body): dict(match_features=True) for task in ("qa", "pair")
+                          for body in ("bilstm", "bigru")}}
 BIDIRECTIONAL = ("bilstm", "bigru")
 WORD_VOCABULARY = 50_000   # words kept by the word tokenizer a task body trains when given none
 WORDPIECE_VOCABULARY = 16_000   # tagging: frequent words whole, the rest in pieces (measured on Brown POS)

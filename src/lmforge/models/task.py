@@ -1,7 +1,7 @@
 """A backbone of any family with a task head: what fine-tuning trains and `predict` runs.
 
 `hidden(tokens, mask, segments)` gives the backbone's states (B, T, d): an encoder reads the padding
-mask and segments (the task bodies, a BiLSTM and a bag of n-grams, read the mask); a decoder or
+mask and segments (the task bodies read the mask, a BiLSTM the segments too); a decoder or
 recurrent model reads left to right, so right padding never reaches
 the real tokens. The head (models/heads.py) is applied by the objective, as the LM heads are."""
 
@@ -63,7 +63,9 @@ class TaskModel(nn.Module):
     def hidden(self, tokens: Tensor, mask: Tensor, segments: Tensor | None = None) -> Tensor:
         if isinstance(self.backbone, BERT):
             return self.backbone.hidden(tokens, mask, segments)
-        if isinstance(self.backbone, (BiRNNEncoder, BagOfNgrams)):
+        if isinstance(self.backbone, BiRNNEncoder):
+            return self.backbone.hidden(tokens, mask, segments)
+        if isinstance(self.backbone, BagOfNgrams):
             return self.backbone.hidden(tokens, mask)
         if isinstance(self.backbone, RNNLM):
             return self.backbone.hidden(tokens)[0]

@@ -89,7 +89,9 @@ def encode_texts(tokenizer, encoder: bool, texts: list[str], texts2: list[str] |
             seg = [0] * (len(a) + 2) + ([1] * (len(b) + 1) if b is not None else [])
         else:
             seq = [*a] + ([sep, *b] if b is not None else []) + [eos]
-            seg = [0] * len(seq)
+            # the second text marked as for an encoder: a decoder ignores segments, a BiLSTM's match
+            # features read them
+            seg = [0] * (len(a) + 1) + [1] * (len(b) + 1) if b is not None else [0] * len(seq)
         ids.append(np.asarray(seq, dtype=np.int64))
         segments.append(np.asarray(seg, dtype=np.int64))
     return ids, (segments if second is not None else None)

@@ -175,22 +175,43 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: np.ndar
     return float(scores[a, b]), a, b
 
 
-def answers(examples: list[QAExample], windows: list[Window], logits: list[np.ndarray], max_answer: int) -> list[str]:
-    """The best span over each example's windows, as text of its context; paragraph windows: the whole
-    paragraph whose best span stands highest over its own "not here" ([CLS]) score."""
-    best: dict[int, tuple[float, str]] = {}
-    for window, row in zip(windows, logits):
+def best_windows(windows: list[Window], logits: list[np.ndarray], max_answer: int) -> dict[int, tuple[int, int, int]]:
+    """Per example: (window number, first token, last token) of its answer. Span windows: the best span over
+    its windows; paragraph windows: the paragraph whose best span stands highest over its own "not here"
+    ([CLS]) score. Examples with no valid span anywhere are left out."""
+    best: dict[int, tuple[float, int, int, int]] = {}
+    for number, (window, row) in enumerate(zip(windows, logits)):
         score, a, b = best_span(row[:, 0], row[:, 1], window.offsets, max_answer)
         if window.paragraph is not None:
-            margin = score - float(row[0, 0] + row[0, 1])
-            if np.isfinite(score) and margin > best.get(window.example, (-np.inf, ""))[0]:
-                p0, p1 = window.paragraph
-                best[window.example] = (margin, examples[window.example].context[p0:p1])
-            continue
-        if np.isfinite(score) and score > best.get(window.example, (-np.inf, ""))[0]:
-            context = examples[window.example].context
-            best[window.example] = (score, context[window.offsets[a, 0]:window.offsets[b, 1]])
-    return [best.get(i, (0.0, ""))[1] for i in range(len(examples))]
+            score -= float(row[0, 0] + row[0, 1])
+        if np.isfinite(score) and score > best.get(window.example, (-np.inf,))[0]:
+            best[window.example] = (score, number, a, b)
+    return {example: choice[1:] for example, choice in best.items()}
+
+
+def answers(examples: list[QAExample], windows: list[Window], logits: list[np.ndarray], max_answer: int) -> list[str]:
+    """The answer text of each example (best_windows): its best span, or its best paragraph whole."""
+    out = [""] * len(examples)
+    for example, (number, a, b) in best_windows(windows, logits, max_answer).items():
+        window, context = windows[number], examples[example].context
+        p0, p1 = window.paragraph if window.paragraph is not None else (window.offsets[a, 0], window.offsets[b, 1])
+        out[example] = context[p0:p1]
+    return out
+
+
+def answer_exact(windows: list[Window], logits: list[np.ndarray], max_answer: int) -> float:
+    """Share of the answered examples whose chosen answer (best_windows) is the gold one: the gold span in a
+    window holding it, or (paragraph windows) the gold paragraph. What validation keeps the best weights by:
+    it scores the choice prediction makes, across an example's windows."""
+    gold = {w.example for w in windows if w.start > 0}
+    chosen = best_windows(windows, logits, max_answer)
+    right = 0
+    for example in gold:
+        number, a, b = chosen.get(example, (None, 0, 0))
+        window = windows[number] if number is not None else None
+        right += window is not None and window.start > 0 and \
+            (window.paragraph is not None or (a, b) == (window.start, window.end))
+    return right / max(len(gold), 1)
 
 
 def _question_words(example: QAExample, stopwords: frozenset) -> set[str]:

@@ -20,7 +20,7 @@ from lmforge.tasks.data import Example, Sentence, read_hub_splits, read_records,
 from lmforge.tasks.encode import IGNORE, Encoded, Labels, encode_classification, encode_tagging, mean_by_origin
 from lmforge.tasks.multilabel import decide
 from lmforge.tasks.multilabel import report as multi_label_report
-from lmforge.tasks.qa import answers, qa_encoded, qa_report, read_qa, windows_of
+from lmforge.tasks.qa import answer_exact, answers, qa_encoded, qa_report, read_qa, windows_of
 from lmforge.tasks.reading import TaskFields, example_loader, hub_example, qa_loader, sentence_loader, texts_as_examples
 from lmforge.tasks.segment import from_bmes, segment_report
 
@@ -417,14 +417,12 @@ class QA(Task):
         return qa_encoded(windows), {"windows": len(windows), "windows_with_answer": sum(w.start > 0 for w in windows)}
 
     def validation_score(self, logits, encoded, n_labels, multi_label):
-        """Windows holding the answer whose start and end are both found (most windows hold no answer and
-        point at [CLS]: counting them would reward never answering)."""
+        """The share of questions whose chosen answer across their windows is the gold one (qa.answer_exact),
+        as prediction chooses it. Scoring each window alone rewarded pointing at [CLS] everywhere, and a
+        paragraph window's own span says nothing of whether its paragraph outranks the others."""
         gold = np.asarray(encoded.labels)
-        picked = np.array([[row[:, 0].argmax(), row[:, 1].argmax()] for row in logits])
         loss = float(np.mean([_span_loss(row, g) for row, g in zip(logits, gold)]))
-        holds = gold[:, 0] > 0
-        exact = (picked == gold).all(axis=1)
-        return loss, float(exact[holds].mean()) if holds.any() else float(exact.mean()), "answer_span_exact"
+        return loss, answer_exact(encoded.windows, logits, MAX_ANSWER_TOKENS), "answer_exact"
 
     def outputs(self, logits, encoded, items, labels, multi_label) -> list[str]:
         return answers(items, encoded.windows, logits, MAX_ANSWER_TOKENS)
