@@ -9,8 +9,8 @@ whole command on both sides (`lmforge finetune` as a process: start-up, reading,
 evaluation; the fastText library as a process: reading, training, predicting); "train s" is what each
 reports for training alone. Also prints: the spam slice report, pruning before/after (sentiment BERT),
 and `predict` latency as the CLI verb and in-process.
-    python bench/applications.py [--seeds 1 2 3] [--pretrain-seconds 300] [--only sentiment,...,qa,prune]
-                                 [--models tfidf-logreg,fasttext,...]
+    python bench/applications.py [--seeds 1 2 3] [--pretrain-seconds 300] [--tapt-seconds 120]
+                                 [--only sentiment,...,qa,prune] [--models tfidf-logreg,fasttext,...]
 """
 
 from __future__ import annotations
