@@ -102,15 +102,23 @@ def verdict(reference: float, scores: list[float]) -> str:
     return "wins" if low > reference else "ties" if low <= reference <= high else "behind"
 
 
-def seeded(task: str, folder: Path, model: str, flags: list[str], seeds: list[int], metric: str, name: str) -> dict:
-    scores, walls = [], []
+def seeded(task: str, folder: Path, model: str, flags: list[str], seeds: list[int], metric: str, name: str,
+           also: tuple[str, ...] = (), reference: float | None = None) -> dict:
+    """The mean, sd and range of `metric` over the seeds, the means of the `also` metrics, and the verdict
+    against a deterministic `reference` figure when one is given."""
+    results, walls = [], []
     for seed in seeds:
         result, wall = finetune(folder, flags, model, seed, WORK / f"{name}-{model}-{seed}", task)
-        scores.append(result["valid"][metric])
+        results.append(result["valid"])
         walls.append(wall)
-    return {"set": name, "model": model, "flags": flags, f"valid_{metric}_mean": round(float(np.mean(scores)), 4),
-            "sd": round(float(np.std(scores)), 4), "range": [round(min(scores), 4), round(max(scores), 4)],
-            "wall_s_mean": round(float(np.mean(walls)), 1)}
+    scores = [r[metric] for r in results]
+    row = {"set": name, "model": model, "flags": flags, f"valid_{metric}_mean": round(float(np.mean(scores)), 4),
+           "sd": round(float(np.std(scores)), 4), "range": [round(min(scores), 4), round(max(scores), 4)],
+           "wall_s_mean": round(float(np.mean(walls)), 1)}
+    row.update({f"valid_{other}_mean": round(float(np.mean([r[other] for r in results])), 4) for other in also})
+    if reference is not None:
+        row["vs_reference"] = verdict(reference, scores)
+    return row
 
 
 def tagging(seeds: list[int]) -> None:
@@ -131,12 +139,8 @@ def qa(seeds: list[int]) -> None:
     reference = base["valid"]["f1"]   # the paragraph unit's, the default for these passage answers
     # the documented command, then the same without DrQA's exact-match features (what they add)
     for name, flags in (("faq_qa", []), ("faq_qa-no-match-features", ["--model-args", "match_features=false"])):
-        row = seeded("qa", folder, "bilstm", flags, seeds, "f1", name)
-        scores = [json.loads((WORK / f"{name}-bilstm-{seed}" / "report.json").read_text())["valid"]
-                  for seed in seeds]
-        row["valid_exact_match_mean"] = round(float(np.mean([r["exact_match"] for r in scores])), 4)
-        row["vs_overlap_paragraph"] = verdict(reference, [r["f1"] for r in scores])
-        print(json.dumps(row), flush=True)
+        print(json.dumps(seeded("qa", folder, "bilstm", flags, seeds, "f1", name, ("exact_match",), reference)),
+              flush=True)
 
 
 def main() -> None:

@@ -206,11 +206,9 @@ def answer_exact(windows: list[Window], logits: list[np.ndarray], max_answer: in
     gold = {w.example for w in windows if w.start > 0}
     chosen = best_windows(windows, logits, max_answer)
     right = 0
-    for example in gold:
-        number, a, b = chosen.get(example, (None, 0, 0))
-        window = windows[number] if number is not None else None
-        right += window is not None and window.start > 0 and \
-            (window.paragraph is not None or (a, b) == (window.start, window.end))
+    for number, a, b in (chosen[example] for example in gold if example in chosen):
+        window = windows[number]
+        right += window.start > 0 and (window.paragraph is not None or (a, b) == (window.start, window.end))
     return right / max(len(gold), 1)
 
 
