@@ -13,6 +13,7 @@ prints a paired bootstrap 95% interval of its first seed's macro-F1 minus TF-IDF
 examples with both systems' `lmforge predict` labels (an interval holding 0 is a tie on this data).
     python bench/default_commands.py [--seeds 1 2 3] [--sets zh,sentiment,spam,sotu,langid]
                                      [--models fasttext,bilstm] [--tasks classify,tag,qa]
+                                     [--model-args FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -149,7 +150,10 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--models", default="fasttext,bilstm")
     parser.add_argument("--tasks", default="classify,tag,qa")
+    parser.add_argument("--model-args", nargs="+", default=[],
+                        help="FIELD=VALUE given to the neural classify rows (not TF-IDF): what a default adds")
     args = parser.parse_args()
+    extra = ["--model-args", *args.model_args] if args.model_args else []
     print(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "seeds": args.seeds}), flush=True)
     tasks = args.tasks.split(",")
     if "tag" in tasks:
@@ -171,13 +175,14 @@ def main() -> None:
         for model in args.models.split(","):
             valid, test, walls = [], [], []
             for seed in args.seeds:
-                result, wall = finetune(folder, flags, model, seed, WORK / f"{name}-{model}-{seed}")
+                result, wall = finetune(folder, flags + extra, model, seed, WORK / f"{name}-{model}-{seed}")
                 valid.append(result["valid"]["macro_f1"])
                 test += [result["test"]["macro_f1"]] if result.get("test") else []
                 walls.append(wall)
             gap = paired_interval(gold, tfidf_labels, predicted_labels(WORK / f"{name}-{model}-{args.seeds[0]}",
                                                                         valid_path, flags), (reference, valid[0]))
-            print(json.dumps({"set": name, "model": model, "valid_macro_f1_mean": round(float(np.mean(valid)), 4),
+            print(json.dumps({"set": name, "model": model, "model_args": args.model_args,
+                              "valid_macro_f1_mean": round(float(np.mean(valid)), 4),
                               "sd": round(float(np.std(valid)), 4), "range": [round(min(valid), 4),
                                                                              round(max(valid), 4)],
                               "test_macro_f1_mean": round(float(np.mean(test)), 4) if test else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 import torch.nn.functional as F
 from tests.conftest import assert_input_error
@@ -230,6 +231,31 @@ def test_character_ngrams_are_hashed_per_vocabulary_entry_and_saved_with_the_run
     assert out.json()["valid"]["accuracy"] >= 0.9
     again = cli("eval", "--run", run, "--json")   # the table is a buffer of the weights file
     assert again.code == 0 and again.json()["accuracy"] == out.json()["valid"]["accuracy"]
+
+
+def test_fasttext_defaults_follow_the_training_texts():
+    from lmforge.applications.finetune import _data_defaults
+    from lmforge.tasks.data import Example
+
+    classify = TASKS["classify"]
+    short = [Example("the mic is great", "pos"), Example("no way to plug it in", "neg")] * 3
+    long_ = [Example(" ".join(["word"] * 80), "pos")] * 3
+    unspaced = [Example("交通方便，房间比较干静宽敞，总体来讲还说得过去。", "pos")] * 3
+    assert _data_defaults("fasttext", classify, short) == {"min_char_ngram": 2, "max_char_ngram": 5}
+    assert _data_defaults("fasttext", classify, long_) == {}
+    assert _data_defaults("fasttext", classify, unspaced) == {"ngrams": 3}
+    assert _data_defaults("bilstm", classify, short) == {}
+
+
+def test_a_default_fasttext_run_records_its_character_ngrams_and_model_args_override_them(cli, keyword_data,
+                                                                                          tmp_path):
+    for name, extra, expected in (("default", [], 2), ("words", ["--model-args", "min_char_ngram=0",
+                                                                 "max_char_ngram=0"], 0)):
+        out = cli("finetune", "--task", "classify", "--model", "fasttext", *extra, "--data", keyword_data, *FAST,
+                  "--out", tmp_path / name, "--json")
+        assert out.code == 0, out.err
+        model = tomllib.loads((tmp_path / name / "config.toml").read_text())["model"]
+        assert model["min_char_ngram"] == expected and model["ngrams"] == 2
 
 
 def _tagger(n_labels: int = 7):
