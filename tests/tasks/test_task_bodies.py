@@ -234,17 +234,17 @@ def test_character_ngrams_are_hashed_per_vocabulary_entry_and_saved_with_the_run
 
 
 def test_fasttext_defaults_follow_the_training_texts():
-    from lmforge.applications.finetune import _data_defaults
+    from lmforge.applications.body_defaults import data_defaults
     from lmforge.tasks.data import Example
 
     classify = TASKS["classify"]
     short = [Example("the mic is great", "pos"), Example("no way to plug it in", "neg")] * 3
     long_ = [Example(" ".join(["word"] * 80), "pos")] * 3
     unspaced = [Example("交通方便，房间比较干静宽敞，总体来讲还说得过去。", "pos")] * 3
-    assert _data_defaults("fasttext", classify, short) == {"min_char_ngram": 2, "max_char_ngram": 5}
-    assert _data_defaults("fasttext", classify, long_) == {}
-    assert _data_defaults("fasttext", classify, unspaced) == {"ngrams": 3}
-    assert _data_defaults("bilstm", classify, short) == {}
+    assert data_defaults("fasttext", classify, short) == {"min_char_ngram": 2, "max_char_ngram": 5}
+    assert data_defaults("fasttext", classify, long_) == {}
+    assert data_defaults("fasttext", classify, unspaced) == {"ngrams": 3}
+    assert data_defaults("bilstm", classify, short) == {}
 
 
 def test_a_default_fasttext_run_records_its_character_ngrams_and_model_args_override_them(cli, keyword_data,

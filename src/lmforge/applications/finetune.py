@@ -15,6 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmforge.applications.body_defaults import (
+    BIDIRECTIONAL,
+    DEFAULT_POOLING,
+    FAMILY_DEFAULTS,
+    GENERAL_DEFAULTS,
+    TASK_FAMILY_DEFAULTS,
+    TASK_MODEL_DEFAULTS,
+    WORD_VOCABULARY,
+    WORDPIECE_VOCABULARY,
+    data_defaults,
+)
 from lmforge.applications.evaluate import evaluate_task_run
 from lmforge.artifacts import atomic_write_text
 from lmforge.config import build_config
@@ -172,26 +183,6 @@ class FinetuneOptions:
     layer_decay: float | None = None
 
 
-DEFAULT_POOLING = {"bert": "cls", "gpt": "last", "lstm": "last", "gru": "last", "rnn": "last", "bilstm": "max",
-                   "bigru": "max", "fasttext": "mean"}
-# fine-tuning settings per family where the pretrained-Transformer ones do not suit: a body trained from
-# scratch needs more epochs at a higher LR (fastText itself trains 5 epochs at SGD LR 0.1)
-FAMILY_DEFAULTS = {"fasttext": dict(epochs=10.0, lr=1e-2, dropout=0.0, max_len=1024, batch_size=32),   # long texts
-                   "bilstm": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128, batch_size=32),
-                   "bigru": dict(epochs=6.0, lr=2e-3, dropout=0.3, max_len=128, batch_size=32)}
-GENERAL_DEFAULTS = dict(epochs=3.0, lr=5e-4, dropout=0.1, max_len=128, batch_size=32)
-# tagging with a bidirectional body: 3 epochs of 64 sentences at 3e-3 with model dropout 0.2 reached 95.1% on
-# Brown POS valid in under 5 minutes on 2 cores (6 epochs of 32 at 2e-3, dropout 0.3: 94.9% after 8 minutes)
-TASK_FAMILY_DEFAULTS = {("tag", body): dict(epochs=3.0, lr=3e-3, batch_size=64) for body in ("bilstm", "bigru")}
-TASK_MODEL_DEFAULTS = {**{("tag", body): dict(dropout=0.2) for body in ("bilstm", "bigru")},
-                       # two texts read as one sequence: mark the tokens the other text holds (DrQA)
-                       **{(task, body): dict(match_features=True) for task in ("qa", "pair")
-                          for body in ("bilstm", "bigru")}}
-BIDIRECTIONAL = ("bilstm", "bigru")
-WORD_VOCABULARY = 50_000   # words kept by the word tokenizer a task body trains when given none
-WORDPIECE_VOCABULARY = 16_000   # tagging: frequent words whole, the rest in pieces (measured on Brown POS)
-
-
 def _settings(c: FinetuneConfig, family: str) -> FinetuneConfig:
     """The config with the family's defaults where none was given."""
     defaults = {**FAMILY_DEFAULTS.get(family, GENERAL_DEFAULTS), **TASK_FAMILY_DEFAULTS.get((c.task, family), {})}
@@ -251,7 +242,7 @@ def _backbone(c: FinetuneConfig, task: Task, train_items, resume: bool = False):
     if c.preset not in spec.presets:
         raise InputError(f"--preset {c.preset}: {c.model} presets are {', '.join(spec.presets)}.")
     config = build_config(spec.config_cls, spec.presets[c.preset], TASK_MODEL_DEFAULTS.get((c.task, c.model), {}),
-                          _data_defaults(c.model, task, train_items), model_args(c.model_args),
+                          data_defaults(c.model, task, train_items), model_args(c.model_args),
                           {"vocab_size": tokenizer.vocab_size}, spec.fixed, source="--model-args")
     torch.manual_seed(c.seed)
     model = spec.module_cls(config)
@@ -266,33 +257,6 @@ def _backbone(c: FinetuneConfig, task: Task, train_items, resume: bool = False):
         if c.freeze_embeddings:
             freeze_embedding(model)
     return model, tokenizer, c.model, asdict(config), c.preset
-
-
-UNSPACED_NGRAMS = 3   # fasttext on unspaced text: its tokens are characters, so n-grams up to 3 characters
-# fasttext on short spaced texts (sentences, UI messages): each token's character n-grams of 2-5 characters
-# (fastText's -minn/-maxn; the range of the TF-IDF baseline's char_wb features). bench/default_commands.py,
-# 3 seeds, valid (test): language id 0.9947 -> 0.9965 (0.9931 -> 0.9959), sentiment_uci_en 0.823 -> 0.835
-# (0.852 -> 0.821, a wash); on long documents (spam e-mail) 0.993 -> 0.989 (0.980 -> 0.978), 135 s a command.
-SHORT_TEXT_CHAR_NGRAMS = (2, 5)
-SHORT_TEXT_WORDS = 64   # median words per training text at most this: "short"
-
-
-def _data_defaults(family: str, task: Task, train_items) -> dict:
-    """fasttext settings chosen by what the training texts look like (below --model-args): text mostly in an
-    unspaced script (Chinese, Japanese, Thai), where the word tokenizer's tokens are single characters, gets
-    token n-grams up to 3 (a word of two or three characters), as TF-IDF's character n-grams read them;
-    short spaced texts get character n-grams of each word, long ones neither."""
-    from lmforge.data.documents import unspaced_share
-
-    if family != "fasttext" or task.word_tokenizer != "word":
-        return {}
-    texts = task.word_texts(train_items[:2000])
-    if unspaced_share("".join(texts)) > 0.5:
-        return {"ngrams": UNSPACED_NGRAMS}
-    if texts and np.median([len(t.split()) for t in texts]) <= SHORT_TEXT_WORDS:
-        low, high = SHORT_TEXT_CHAR_NGRAMS
-        return {"min_char_ngram": low, "max_char_ngram": high}
-    return {}
 
 
 def _class_weights(train_labels, n: int, how: str, multi_label: bool, per_token: bool) -> torch.Tensor:
