@@ -167,14 +167,20 @@ def test_embeddings_shared_and_tied_as_configured():
 def test_a_beam_step_leaves_what_is_read_from_the_source_in_place(family, attention, feeding):
     model = build(family, attention, feeding)
     src, mask = padded(SOURCES)
-    state = model.reorder(model.new_state(3, 8, memory=model.encode(src, mask)), torch.tensor([0, 0, 1, 1, 2, 2]))
+    start = model.new_state(3, 8, memory=model.encode(src, mask))
 
     def source_tensors(s):
         return [k for k, _ in s.cross] if family == "transformer" else [s.memory.states, s.keys]
 
+    state = model.reorder(start, torch.tensor([0, 0, 1, 1, 2, 2]))      # two beams per sentence: held once
+    assert state.group == 2 and all(a is b for a, b in zip(source_tensors(state), source_tensors(start)))
     stepped = model.reorder(state, torch.tensor([1, 1, 3, 2, 4, 4]))   # beams move within their sentence
-    assert all(a is b for a, b in zip(source_tensors(stepped), source_tensors(state)))
+    assert stepped.group == 2 and all(a is b for a, b in zip(source_tensors(stepped), source_tensors(state)))
     dropped = model.reorder(stepped, torch.tensor([0, 1, 4, 5]))        # the second sentence is done
-    assert dropped.sources.tolist() == [0, 0, 2, 2]
+    assert dropped.group == 2
     for kept, before in zip(source_tensors(dropped), source_tensors(stepped)):
-        assert kept.size(0) == 4 and torch.equal(kept, before[[0, 1, 4, 5]])
+        assert kept.size(0) == 2 and torch.equal(kept, before[[0, 2]])
+    shuffled = model.reorder(dropped, torch.tensor([3, 0, 1]))          # out of source order: a copy per row
+    assert shuffled.group == 1
+    for kept, before in zip(source_tensors(shuffled), source_tensors(dropped)):
+        assert torch.equal(kept, before[[1, 0, 0]])

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmforge.models.layers import EncoderOutput, same_sources
+from lmforge.models.layers import EncoderOutput, regroup
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 ATTENTIONS = ("none", "bahdanau", "luong-dot", "luong-general")
@@ -112,37 +112,41 @@ class Attention(nn.Module):
     def keys(self, memory: Tensor) -> Tensor:
         return memory if self.kind == "luong-dot" else self.key(memory)     # (B, S, d_attention or d)
 
-    def forward(self, queries: Tensor, keys: Tensor, memory: EncoderOutput) -> tuple[Tensor, Tensor]:
-        """(contexts (B, T, d_hidden), weights (B, T, S)) of queries (B, T, d_hidden)."""
+    def forward(self, queries: Tensor, keys: Tensor, memory: EncoderOutput, group: int = 1) -> tuple[Tensor, Tensor]:
+        """(contexts (B, T, d_hidden), weights (B, T, S)) of queries (B, T, d_hidden) against the N = B / group
+        sources of `memory`, `group` consecutive rows per source (a sentence's beams, read together)."""
+        B, T, _ = queries.shape
+        queries = queries.reshape(B // group, group * T, -1)
         if self.kind == "bahdanau":
             scores = self.v(torch.tanh(self.query(queries)[:, :, None] + keys[:, None])).squeeze(-1)   # (B, T, S)
         else:
             scores = queries @ keys.transpose(1, 2)                                                      # (B, T, S)
         scores = scores.masked_fill(~memory.mask[:, None, :], float("-inf"))
-        weights = scores.softmax(dim=-1)
-        return weights @ memory.states, weights
+        weights = scores.softmax(dim=-1)                                           # (N, gT, S)
+        return (weights @ memory.states).view(B, T, -1), weights.view(B, T, -1)
 
 
 @dataclass
 class RNNDecoderState:
-    """A batch's decoding: the decoder layers' states, the last attentional vector (input feeding), the
-    encoder memory with its attention keys, and the tokens read per row."""
+    """A batch's decoding: the decoder layers' states and the last attentional vector (input feeding) of
+    each row, the encoder memory of the N sources with its attention keys, read by `group` consecutive rows
+    each (a sentence's beams), and the tokens read per row."""
 
     layers: State                # (dec_layers, B, d_hidden) each
     feed: Tensor | None          # (B, d_embed)
-    memory: EncoderOutput
-    keys: Tensor | None          # (B, S, d)
+    memory: EncoderOutput        # (N, S, d_hidden) states
+    keys: Tensor | None          # (N, S, d)
     lengths: list[int]
-    sources: Tensor              # (B,) the source each row reads
+    group: int = 1               # rows per source (beam search: the beams)
 
     def select(self, index: Tensor) -> RNNDecoderState:
-        sources = self.sources[index]
+        keep, group = regroup(self.group, self.memory.states.size(0), index)
         memory, keys = self.memory, self.keys
-        if not same_sources(self.sources, sources):   # a beam step leaves the memory and its keys in place
-            memory, keys = memory.select(index), None if keys is None else keys[index]
+        if keep is not None:   # sentences left (or rows were shuffled): their memory goes too
+            memory, keys = memory.select(keep), None if keys is None else keys[keep]
         return RNNDecoderState(tuple(s[:, index] for s in self.layers),
                                None if self.feed is None else self.feed[index], memory, keys,
-                               [self.lengths[i] for i in index.tolist()], sources)
+                               [self.lengths[i] for i in index.tolist()], group)
 
 
 class Seq2SeqRNN(nn.Module):
@@ -214,7 +218,7 @@ class Seq2SeqRNN(nn.Module):
             h, state.layers = self._cell(y, state.layers)                         # the whole target at once
             context = None
             if self.attention is not None:
-                context, w = self.attention(h, state.keys, state.memory)
+                context, w = self.attention(h, state.keys, state.memory, state.group)
                 if weights is not None:
                     weights.append(w)
             return self._attend_out(h, context), state.layers
@@ -222,12 +226,12 @@ class Seq2SeqRNN(nn.Module):
         for t in range(tgt.size(1)):                                              # a step depends on the last
             x = y[:, t:t + 1]
             if kind == "bahdanau":
-                context, w = self.attention(state.layers[0][-1][:, None], state.keys, state.memory)
+                context, w = self.attention(state.layers[0][-1][:, None], state.keys, state.memory, state.group)
                 h, state.layers = self._cell(torch.cat([x, context], dim=-1), state.layers)
             else:
                 feed = state.feed if state.feed is not None else x.new_zeros(x.size(0), self.config.d_embed)
                 h, state.layers = self._cell(torch.cat([x, feed[:, None]], dim=-1), state.layers)
-                context, w = self.attention(h, state.keys, state.memory)
+                context, w = self.attention(h, state.keys, state.memory, state.group)
             out = self._attend_out(h, context)                                    # (B, 1, d_embed)
             state.feed = out[:, 0]
             outputs.append(out)
@@ -237,8 +241,7 @@ class Seq2SeqRNN(nn.Module):
 
     def _start(self, memory: EncoderOutput) -> RNNDecoderState:
         keys = self.attention.keys(memory.states) if self.attention is not None else None
-        return RNNDecoderState(memory.start, None, memory, keys, [0] * memory.states.size(0),
-                               torch.arange(memory.states.size(0), device=memory.states.device))
+        return RNNDecoderState(memory.start, None, memory, keys, [0] * memory.states.size(0))
 
     def hidden(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: the attentional vectors (B, T, d_embed) that lm_head maps to the logits of

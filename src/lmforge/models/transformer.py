@@ -26,7 +26,7 @@ from lmforge.models.layers import (
     SwiGLU,
     apply_rope,
     cached_mask,
-    same_sources,
+    regroup,
 )
 
 NORM_POSITIONS = ("pre", "post")
@@ -150,11 +150,14 @@ class CrossAttention(nn.Module):
         kv = self.kv(memory).view(B, S, 2, self.n_heads, self.head_dim)
         return kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)          # (B, H, S, hd) each
 
-    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor, weights: list | None = None) -> Tensor:
-        """`mask` (B, 1, 1, S) marks the real source tokens; with `weights`, the attention weights
-        (B, H, T, S) are appended to it."""
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor, weights: list | None = None,
+                group: int = 1) -> Tensor:
+        """Queries of B rows against the keys/values (N, H, S, hd) of N = B / group sources, `group`
+        consecutive rows per source (a sentence's beams), whose queries are read as one source's; `mask`
+        (N, 1, 1, S) marks the real source tokens; with `weights`, the attention weights (N, H, group * T, S)
+        are appended to it."""
         B, T, _ = x.shape
-        q = self.q(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, hd)
+        q = self.q(x).view(B // group, group * T, self.n_heads, self.head_dim).transpose(1, 2)   # (N, H, gT, hd)
         k, v = kv
         if weights is not None:   # the explicit form, whose weights an attention map shows
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
@@ -202,30 +205,30 @@ class DecoderBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, rope, kv: tuple[Tensor, Tensor], src_mask: Tensor, cache: KVCache | None,
-                layer: int, step: CacheStep | None, weights: list | None) -> Tensor:
+                layer: int, step: CacheStep | None, weights: list | None, group: int = 1) -> Tensor:
         causal = x.size(1) > 1
         x = residual(x, self.attn_norm, lambda h: self.attn(h, rope, None, causal, cache, layer, step), self.dropout,
                      self.post)
-        x = residual(x, self.cross_norm, lambda h: self.cross(h, kv, src_mask, weights), self.dropout, self.post)
+        x = residual(x, self.cross_norm, lambda h: self.cross(h, kv, src_mask, weights, group), self.dropout, self.post)
         return residual(x, self.mlp_norm, self.mlp, self.dropout, self.post)
 
 
 @dataclass
 class TransformerState:
-    """A batch's decoding: the decoder's self-attention cache and every layer's cross-attention keys and
-    values of the batch's sources (computed once)."""
+    """A batch's decoding: the decoder's self-attention cache (a row each) and every layer's cross-attention
+    keys and values of the batch's N sources (computed once), read by `group` consecutive rows each."""
 
     cache: KVCache
-    cross: list[tuple[Tensor, Tensor]]     # per decoder layer, (B, H, S, hd) each
-    src_mask: Tensor                       # (B, 1, 1, S)
-    sources: Tensor                        # (B,) the source each row reads
+    cross: list[tuple[Tensor, Tensor]]     # per decoder layer, (N, H, S, hd) each
+    src_mask: Tensor                       # (N, 1, 1, S)
+    group: int = 1                         # rows per source (beam search: the beams)
 
     def select(self, index: Tensor) -> TransformerState:
-        sources = self.sources[index]
-        if same_sources(self.sources, sources):   # a beam step: the cross-attention keys/values stay
-            return TransformerState(self.cache.reorder(index), self.cross, self.src_mask, sources)
-        return TransformerState(self.cache.reorder(index), [(k[index], v[index]) for k, v in self.cross],
-                                self.src_mask[index], sources)
+        keep, group = regroup(self.group, self.src_mask.size(0), index)
+        cross, src_mask = self.cross, self.src_mask
+        if keep is not None:   # sentences left (or rows were shuffled): their keys/values go too
+            cross, src_mask = [(k[keep], v[keep]) for k, v in cross], src_mask[keep]
+        return TransformerState(self.cache.reorder(index), cross, src_mask, group)
 
 
 class Transformer(nn.Module):
@@ -270,7 +273,7 @@ class Transformer(nn.Module):
         return EncoderOutput(self.enc_norm(x), src_mask)
 
     def _decode(self, tgt: Tensor, cross: list, src_mask: Tensor, cache: KVCache | None = None,
-                positions: Tensor | None = None, weights: list | None = None) -> Tensor:
+                positions: Tensor | None = None, weights: list | None = None, group: int = 1) -> Tensor:
         T = tgt.size(1)
         x = self.dropout(self.tgt_embed(tgt) * self.embed_scale)
         step = None
@@ -281,7 +284,7 @@ class Transformer(nn.Module):
             step = cache.plan(positions)
             rope = self.rope(step.starts[0], T) if step.uniform else self.rope.at(positions)
         for layer, block in enumerate(self.decoder):
-            x = block(x, rope, cross[layer], src_mask, cache, layer, step, weights)
+            x = block(x, rope, cross[layer], src_mask, cache, layer, step, weights, group)
         if cache is not None:
             cache.advance(step)
         return self.dec_norm(x)
@@ -319,12 +322,11 @@ class Transformer(nn.Module):
         cache = KVCache(c.dec_layers, batch_size, c.n_heads, min(max_len or c.max_seq_len, c.max_seq_len),
                         c.head_dim, device=memory.states.device, dtype=memory.states.dtype)
         cross = [block.cross.keys_values(memory.states) for block in self.decoder]
-        return TransformerState(cache, cross, memory.mask[:, None, None, :],
-                                torch.arange(batch_size, device=memory.states.device))
+        return TransformerState(cache, cross, memory.mask[:, None, None, :])
 
     def step(self, tokens: Tensor, positions: Tensor, state: TransformerState,
              keep_last: int | None = None) -> tuple[Tensor, TransformerState]:
-        hidden = self._decode(tokens, state.cross, state.src_mask, state.cache, positions)
+        hidden = self._decode(tokens, state.cross, state.src_mask, state.cache, positions, group=state.group)
         if keep_last is not None:
             hidden = hidden[:, -keep_last:]
         return self.lm_head(hidden), state
