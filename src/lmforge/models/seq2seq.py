@@ -118,9 +118,9 @@ class Attention(nn.Module):
         B, T, _ = queries.shape
         queries = queries.reshape(B // group, group * T, -1)
         if self.kind == "bahdanau":
-            scores = self.v(torch.tanh(self.query(queries)[:, :, None] + keys[:, None])).squeeze(-1)   # (B, T, S)
+            scores = self.v(torch.tanh(self.query(queries)[:, :, None] + keys[:, None])).squeeze(-1)   # (N, gT, S)
         else:
-            scores = queries @ keys.transpose(1, 2)                                                      # (B, T, S)
+            scores = queries @ keys.transpose(1, 2)                                                      # (N, gT, S)
         scores = scores.masked_fill(~memory.mask[:, None, :], float("-inf"))
         weights = scores.softmax(dim=-1)                                           # (N, gT, S)
         return (weights @ memory.states).view(B, T, -1), weights.view(B, T, -1)
