@@ -337,8 +337,10 @@ def print_report(report: dict) -> None:
     gru, none = systems["lmforge gru-bahdanau beam 5"], systems["lmforge gru-none beam 5"]
     print(f"GRU with Bahdanau attention - without: chrF {gru['chrf'] - none['chrf']:+.2f}, "
           f"BLEU {gru['bleu'] - none['bleu']:+.2f} (beam 5)")
-    print(f"Transformer val loss below the Bahdanau GRU's from {report['transformer_overtakes_gru_at_s']} s on; "
-          f"HF Marian (peak LR {report['marian_lr']:g}) trained at {report['marian_tokens_per_s']:,.0f} tokens/s")
+    crossover = report["transformer_overtakes_gru_at_s"]
+    when = f"from {crossover:.0f} s on" if crossover is not None else "not within the budget"
+    print(f"Transformer val loss below the Bahdanau GRU's: {when}; HF Marian (peak LR {report['marian_lr']:g}) "
+          f"trained at {report['marian_tokens_per_s']:,.0f} tokens/s")
     print("training memory (100 steps, transformer):", ", ".join(
         f"{k}: {v['train_pairs']:,} pairs, {v['peak_rss_gb']:.2f} GB" for k, v in report["memory"].items()))
     for name, curve in report["curves"].items():
