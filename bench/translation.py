@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -56,10 +55,13 @@ def prepare(out: Path) -> Path:
     return next((data / "pair-tokens").iterdir())
 
 
-def train_ours(shards: Path, out: Path, budget: float) -> dict[str, Path]:
-    runs = {"transformer": [], "gru-bahdanau": ["--attention", "bahdanau"], "gru-none": ["--attention", "none"]}
+OUR_RUNS = {"transformer": [], "gru-bahdanau": ["--attention", "bahdanau"], "gru-none": ["--attention", "none"]}
+
+
+def train_ours(shards: Path, out: Path, budget: float, names: list[str]) -> dict[str, Path]:
     paths = {}
-    for name, extra in runs.items():
+    for name in names:
+        extra = OUR_RUNS[name]
         path = out / "runs" / name
         model = "transformer" if name == "transformer" else "seq2seq-gru"
         if not path.exists():
@@ -72,8 +74,11 @@ def train_ours(shards: Path, out: Path, budget: float) -> dict[str, Path]:
 
 
 class MarianAsPairModel(torch.nn.Module):
-    """HF Marian seen as our (src, src_mask, tgt_in) -> logits: pads become Marian's <pad> (the last id) and
-    the decoder starts from <pad>, as Marian (and CTranslate2's Marian loader) expect."""
+    """HF Marian seen as our (src, src_mask, tgt_in) -> logits over our vocabulary: pads become Marian's <pad>
+    (the last id) and the decoder starts from <pad>, as Marian (and CTranslate2's Marian loader) expect.
+    <pad>'s logit is dropped: it is never a target, and with tied embeddings its output gradient would move the
+    <pad> row away from zero, while Marian and CTranslate2 start the decoder from a zero embedding (with the
+    row at zero HF's and CTranslate2's token log-probs agree to float precision; with it non-zero they differ)."""
 
     def __init__(self, marian, pad: int):
         super().__init__()
@@ -83,7 +88,8 @@ class MarianAsPairModel(torch.nn.Module):
         src = src.masked_fill(~src_mask, self.pad)
         decoder_in = tgt_in.clone()
         decoder_in[:, 0] = self.pad
-        return self.marian(input_ids=src, attention_mask=src_mask.long(), decoder_input_ids=decoder_in).logits
+        logits = self.marian(input_ids=src, attention_mask=src_mask.long(), decoder_input_ids=decoder_in).logits
+        return logits[..., :self.pad]
 
 
 def marian_like(run_config: dict, vocab: int, eos: int):
@@ -153,10 +159,12 @@ def train_marian(shards: Path, our_run: Path, path: Path, budget: float, lr: flo
             sums = pair_nll(model, valid, val_idx, src_ids, tgt_ids, options.batch_tokens, "cpu")
             curve.append({"step": step, "train_time": train_time, "val_loss": sums.loss})
             print(f"marian step {step} {train_time:.0f}s val {sums.loss:.3f}", flush=True)
+    pad_row = float(marian.model.shared.weight[vocab].norm())   # 0: the decoder CTranslate2 rebuilds is this one
+    print(f"marian <pad> embedding row norm after training: {pad_row:g}", flush=True)
     marian.save_pretrained(path)
     save_marian_tokenizer(shards, path)
     return {"params": n_params, "steps": step, "tokens_per_s": tokens / train_time, "curve": curve,
-            "val_loss": curve[-1]["val_loss"], "path": path}
+            "val_loss": curve[-1]["val_loss"], "path": path, "pad_row_norm": pad_row}
 
 
 def save_marian_tokenizer(shards: Path, path: Path) -> None:
@@ -201,7 +209,7 @@ def decode_hf(marian_path: Path, shards: Path, sources, batch: int = 32, beams: 
             for row, s in enumerate(chunk):
                 x[row, :len(s)] = torch.tensor(s)
             out = model.generate(input_ids=x, attention_mask=(x != pad).long(), num_beams=beams, do_sample=False,
-                                 max_new_tokens=min(2 * width + 10, longest))
+                                 max_new_tokens=min(2 * width + 10, longest), suppress_tokens=[pad])
             outputs += [[t for t in row.tolist()[1:] if t not in (pad, tok.eos_id)] for row in out]
     return time.perf_counter() - started, [tok.decode(o) for o in outputs], sum(len(o) + 1 for o in outputs)
 
@@ -271,12 +279,12 @@ def val_curve(run: Path) -> list[dict]:
 
 
 def overtakes(curves: dict) -> float | None:
-    """The first evaluation time from which the Transformer's val loss stays below the Bahdanau GRU's."""
+    """The first evaluation time from which the Transformer's val loss stays below the Bahdanau GRU's, the
+    GRU's curve read at the same time (linear between its evaluations: the two runs' evaluation times differ
+    by fractions of a second, and the GRU's previous evaluation would be one interval stale)."""
     tfm, gru = curves["transformer"], curves["gru-bahdanau"]
-    def gru_at(t):
-        before = [r["val_loss"] for r in gru if r["train_time"] <= t]
-        return before[-1] if before else math.inf
-    below = [r["val_loss"] < gru_at(r["train_time"]) for r in tfm]
+    times, losses = [r["train_time"] for r in gru], [r["val_loss"] for r in gru]
+    below = [r["val_loss"] < np.interp(r["train_time"], times, losses) for r in tfm]
     for i, row in enumerate(tfm):
         if all(below[i:]):
             return row["train_time"]
@@ -334,15 +342,18 @@ def print_report(report: dict) -> None:
           f"({systems['lmforge transformer beam 5 early']['sentences_per_s'] / ours['sentences_per_s']:.2f}x with "
           "--early-stopping); "
           f"CTranslate2 float32 = HF greedy on {report['ct2_float_same_as_hf_greedy']:.0%} of sentences")
-    gru, none = systems["lmforge gru-bahdanau beam 5"], systems["lmforge gru-none beam 5"]
-    print(f"GRU with Bahdanau attention - without: chrF {gru['chrf'] - none['chrf']:+.2f}, "
-          f"BLEU {gru['bleu'] - none['bleu']:+.2f} (beam 5)")
+    gru, none = systems.get("lmforge gru-bahdanau beam 5"), systems.get("lmforge gru-none beam 5")
+    if gru and none:
+        print(f"GRU with Bahdanau attention - without: chrF {gru['chrf'] - none['chrf']:+.2f}, "
+              f"BLEU {gru['bleu'] - none['bleu']:+.2f} (beam 5)")
     crossover = report["transformer_overtakes_gru_at_s"]
-    when = f"from {crossover:.0f} s on" if crossover is not None else "not within the budget"
+    when = (f"from {crossover:.0f} s on" if crossover is not None else "not within the budget") if gru else \
+        "no GRU trained"
     print(f"Transformer val loss below the Bahdanau GRU's: {when}; HF Marian (peak LR {report['marian_lr']:g}) "
           f"trained at {report['marian_tokens_per_s']:,.0f} tokens/s")
-    print("training memory (100 steps, transformer):", ", ".join(
-        f"{k}: {v['train_pairs']:,} pairs, {v['peak_rss_gb']:.2f} GB" for k, v in report["memory"].items()))
+    if report["memory"]:
+        print("training memory (100 steps, transformer):", ", ".join(
+            f"{k}: {v['train_pairs']:,} pairs, {v['peak_rss_gb']:.2f} GB" for k, v in report["memory"].items()))
     for name, curve in report["curves"].items():
         print(f"  {name:14} " + " ".join(f"{r['train_time']:.0f}s:{r['val_loss']:.2f}" for r in curve))
 
@@ -356,13 +367,24 @@ def main() -> None:
     parser.add_argument("--marian-lr", type=float, default=None,
                         help="Marian's peak LR (default: our Transformer's, 5e-4 for `tiny`); post-norm Marian at "
                              "2e-3 with 3%% warm-up learned to ignore the source")
+    parser.add_argument("--models", nargs="+", choices=list(OUR_RUNS), default=list(OUR_RUNS),
+                        help="lmforge models to train (the Transformer always; HF Marian is trained beside them)")
+    parser.add_argument("--reprint", action="store_true",
+                        help="print the report saved in --out again (the crossover recomputed from its curves)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the 1x/10x memory measurement")
     args = parser.parse_args()
+    name = f"marian-lr{args.marian_lr:g}" if args.marian_lr else "marian"
+    if args.reprint:
+        report = json.loads((args.out / f"report-{name}.json").read_text())
+        report["transformer_overtakes_gru_at_s"] = (overtakes(report["curves"]) if "gru-bahdanau" in
+                                                    report["curves"] else None)
+        return print_report(report)
+    if "transformer" not in args.models:
+        parser.error("--models must include transformer: HF Marian is sized and scheduled from it")
     torch.set_num_threads(2)
     print(f"machine: {machine()}; budget {args.budget:.0f}s per model", flush=True)
     shards = prepare(args.out)
-    runs = train_ours(shards, args.out, args.budget)
-    name = f"marian-lr{args.marian_lr:g}" if args.marian_lr else "marian"
+    runs = train_ours(shards, args.out, args.budget, args.models)
     marian_dir, saved = args.out / name, args.out / f"{name}.json"
     if args.skip_train and saved.exists():
         marian = json.loads(saved.read_text())
@@ -380,7 +402,7 @@ def main() -> None:
     report["systems"] |= references_systems
     hf, ct2 = hypotheses["HF Marian generate beam 1"], hypotheses["CTranslate2 float32 beam 1"]
     report["ct2_float_same_as_hf_greedy"] = sum(a == b for a, b in zip(hf, ct2)) / len(hf)
-    report["transformer_overtakes_gru_at_s"] = overtakes(curves)
+    report["transformer_overtakes_gru_at_s"] = overtakes(curves) if "gru-bahdanau" in curves else None
     report["curves"] = curves | {"marian": marian["curve"]}
     report["marian_tokens_per_s"] = marian["tokens_per_s"]
     report["marian_lr"] = args.marian_lr or open_run(runs["transformer"]).sections["train"]["lr"]
