@@ -347,8 +347,12 @@ def print_report(report: dict) -> None:
         print(f"GRU with Bahdanau attention - without: chrF {gru['chrf'] - none['chrf']:+.2f}, "
               f"BLEU {gru['bleu'] - none['bleu']:+.2f} (beam 5)")
     crossover = report["transformer_overtakes_gru_at_s"]
-    when = (f"from {crossover:.0f} s on" if crossover is not None else "not within the budget") if gru else \
-        "no GRU trained"
+    if not gru:
+        when = "no GRU trained"
+    elif crossover is None:
+        when = "not within the budget"
+    else:
+        when = f"from {crossover:.0f} s on"
     print(f"Transformer val loss below the Bahdanau GRU's: {when}; HF Marian (peak LR {report['marian_lr']:g}) "
           f"trained at {report['marian_tokens_per_s']:,.0f} tokens/s")
     if report["memory"]:
@@ -378,7 +382,8 @@ def main() -> None:
         report = json.loads((args.out / f"report-{name}.json").read_text())
         report["transformer_overtakes_gru_at_s"] = (overtakes(report["curves"]) if "gru-bahdanau" in
                                                     report["curves"] else None)
-        return print_report(report)
+        print_report(report)
+        return
     if "transformer" not in args.models:
         parser.error("--models must include transformer: HF Marian is sized and scheduled from it")
     torch.set_num_threads(2)
